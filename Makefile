@@ -1,0 +1,49 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Each does its own set-up on a fresh machine: a virtual environment, the pip install,
+# and the embedded Fashion-MNIST data (Debian package dataset-fashion-mnist).
+PYTHON ?= python3
+VENV ?= .venv
+FMNIST ?= /usr/share/datasets/fashion-mnist
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint bench data venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --progress-bar off -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Installs Debian's dataset-fashion-mnist when the files are missing and apt is usable;
+# otherwise says how to get them (or pass FMNIST=/path/to/idx/files).
+data:
+	@if [ -f "$(FMNIST)/train-images-idx3-ubyte.gz" ] || [ -f "$(FMNIST)/train-images-idx3-ubyte" ]; then exit 0; fi; \
+	if [ "$(FMNIST)" = /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  echo "Fashion-MNIST missing: installing Debian's dataset-fashion-mnist"; \
+	  $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; } && exit 0; \
+	fi; \
+	echo "Fashion-MNIST not found in $(FMNIST)." >&2; \
+	echo "Install it with 'sudo apt-get install dataset-fashion-mnist', or put the four IDX files" >&2; \
+	echo "(train-images-idx3-ubyte.gz, ...) in a folder and run with FMNIST=/that/folder." >&2; \
+	exit 1
+
+demo: $(STAMP) data
+	$(PY) pretrain/run.py data.root=$(FMNIST)
+
+test: $(STAMP) data
+	FMNIST=$(FMNIST) $(PY) -m pytest -m "not slow and not gpu" -q
+
+test-slow: $(STAMP) data
+	FMNIST=$(FMNIST) $(PY) -m pytest -m "slow" -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: $(STAMP) data
+	$(PY) -m pip install --quiet --progress-bar off -e '.[bench]'
+	$(PY) benchmarks/pretrain_throughput.py
+	$(PY) benchmarks/data_pipeline.py

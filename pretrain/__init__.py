@@ -1,0 +1,1 @@
+"""Self-supervised pretraining: methods, data, the training loop, collapse monitors, recipes."""

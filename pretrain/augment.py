@@ -1,0 +1,118 @@
+"""Two-view augmentation pipelines.
+
+- ``mocov2``: the MoCo v2 augmentation SimSiam uses for ImageNet (SimSiam §4 "Implementation
+  details"; RECIPES.md): RandomResizedCrop(scale 0.2–1), ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8,
+  grayscale p 0.2, Gaussian blur σ 0.1–2 p 0.5, horizontal flip. Per image, PIL, in workers.
+- ``small``: the Fashion-MNIST recipe, applied to a whole uint8 batch at once with one
+  ``grid_sample``: per-sample random resized crop (scale ``crop_min_scale``–1, ratio 3/4–4/3),
+  horizontal flip p 0.5, brightness/contrast jitter 0.4 p 0.8 (no hue/saturation on gray
+  images, and no blur at 28 px, as SimSiam App. D drops blur for CIFAR).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torchvision import transforms as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FMNIST_MEAN = (0.2860,)
+FMNIST_STD = (0.3530,)
+
+
+def mocov2_transform(img_size: int = 224, crop_min_scale: float = 0.2) -> T.Compose:
+    """One view of MoCo v2's augmentation (PIL image -> normalized float tensor)."""
+    return T.Compose(
+        [
+            T.RandomResizedCrop(img_size, scale=(crop_min_scale, 1.0)),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.RandomApply([T.GaussianBlur(kernel_size=23, sigma=(0.1, 2.0))], p=0.5),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def imagenet_eval_transform(img_size: int = 224) -> T.Compose:
+    """Resize 256, center crop 224 (SimSiam linear evaluation protocol), scaled to img_size."""
+    return T.Compose(
+        [
+            T.Resize(int(round(img_size * 256 / 224))),
+            T.CenterCrop(img_size),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def normalize_small(images: torch.Tensor, img_size: int, out_chans: int) -> torch.Tensor:
+    """uint8 (N, 1, H, W) -> normalized float (N, out_chans, img_size, img_size), no augmentation."""
+    x = images.float().div_(255.0)
+    if x.shape[-1] != img_size:
+        x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", antialias=True)
+    x = (x - FMNIST_MEAN[0]) / FMNIST_STD[0]
+    return x.expand(-1, out_chans, -1, -1).contiguous() if out_chans != x.shape[1] else x
+
+
+class SmallImageAugment:
+    """One random view of a uint8 batch (N, 1, H, W), sampled from a torch.Generator."""
+
+    def __init__(
+        self,
+        img_size: int = 28,
+        crop_min_scale: float = 0.2,
+        jitter: float = 0.4,
+        jitter_p: float = 0.8,
+        flip_p: float = 0.5,
+        out_chans: int = 1,
+    ) -> None:
+        self.img_size = img_size
+        self.crop_min_scale = crop_min_scale
+        self.jitter = jitter
+        self.jitter_p = jitter_p
+        self.flip_p = flip_p
+        self.out_chans = out_chans
+
+    def __call__(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n = images.shape[0]
+        x = images.float().div_(255.0)  # (N, 1, H, W) in [0, 1]
+
+        def uniform(lo: float, hi: float) -> torch.Tensor:
+            return torch.rand(n, generator=gen) * (hi - lo) + lo
+
+        # RandomResizedCrop: area share s, aspect ratio r; sides in units of the image side.
+        area = uniform(self.crop_min_scale, 1.0)
+        ratio = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
+        w = torch.sqrt(area * ratio).clamp(max=1.0)
+        h = torch.sqrt(area / ratio).clamp(max=1.0)
+        cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - w)
+        cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - h)
+        flip = torch.where(torch.rand(n, generator=gen) < self.flip_p, -1.0, 1.0)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = w * flip
+        theta[:, 0, 2] = cx
+        theta[:, 1, 1] = h
+        theta[:, 1, 2] = cy
+        size = (n, x.shape[1], self.img_size, self.img_size)
+        grid = F.affine_grid(theta, size, align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+        # Brightness and contrast jitter, applied together with probability jitter_p.
+        apply = (torch.rand(n, generator=gen) < self.jitter_p).float().view(n, 1, 1, 1)
+        j = self.jitter
+        bright = uniform(1 - j, 1 + j).view(n, 1, 1, 1)
+        contrast = uniform(1 - j, 1 + j).view(n, 1, 1, 1)
+        jittered = x * bright
+        mean = jittered.mean(dim=(1, 2, 3), keepdim=True)
+        jittered = ((jittered - mean) * contrast + mean).clamp_(0.0, 1.0)
+        x = apply * jittered + (1 - apply) * x
+
+        x = (x - FMNIST_MEAN[0]) / FMNIST_STD[0]
+        if self.out_chans != x.shape[1]:
+            x = x.expand(-1, self.out_chans, -1, -1).contiguous()
+        return x  # (N, out_chans, img_size, img_size)

@@ -1,0 +1,194 @@
+"""The typed pretraining config: recipe files (TOML) plus ``section.key=value`` overrides.
+
+A recipe is a TOML file in ``pretrain/recipes/`` whose tables mirror the dataclasses below.
+Unknown keys and wrong types are errors that name the valid keys; nothing is silently
+ignored. The whole config travels with the run (checkpoint, summary, published encoder), so
+nothing downstream has to parse a model name to learn its recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub.backbones import BackboneSpec
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+DEFAULT_RECIPE = "simsiam_resnet18_fmnist"
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the config schema."""
+
+
+@dataclass
+class MethodConfig:
+    name: str = "simsiam"
+    proj_dim: int = 2048  # projector output d (SimSiam §3: 2048)
+    proj_hidden_dim: int = 2048  # projector hidden width (SimSiam §3: 2048)
+    proj_layers: int = 3  # SimSiam §3: 3 fc layers
+    pred_hidden_dim: int = 512  # predictor bottleneck (SimSiam §3: 512)
+    stop_grad: bool = True  # SimSiam §4.1 / Fig. 2
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion_mnist"  # "fashion_mnist" or "imagefolder"
+    root: str = "/usr/share/datasets/fashion-mnist"
+    augment: str = "small"  # "small" (Fashion-MNIST recipe) or "mocov2" (ImageNet)
+    img_size: int = 28
+    crop_min_scale: float = 0.2  # MoCo v2 RandomResizedCrop scale (0.2, 1)
+    num_workers: int = 1
+    val_root: str = ""  # ImageFolder only: labelled split for the kNN monitor
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    base_lr: float = 0.05  # SimSiam §4: lr = 0.05 × batch / 256
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    fix_pred_lr: bool = True  # SimSiam Table 1 / repository --fix-pred-lr
+    warmup_epochs: float = 0.0  # RECIPES: 10 for batch >= 1024
+    schedule: str = "cosine"  # "cosine" or "constant"
+    per_step: bool = False  # repository decays per epoch; True decays every step
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 512  # global batch, split across ranks
+    epochs: float = 100.0
+    max_steps: int = 0  # > 0 stops early at this step (the schedule still spans `epochs`)
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    precision: str = "auto"  # "auto" (bf16 on CUDA), "bf16", "fp32"
+    channels_last: bool = True
+    threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    log_every: int = 50
+    ckpt_every: int = 500
+    deterministic: bool = False
+
+
+@dataclass
+class MonitorConfig:
+    every: int = 50  # collapse statistics every N steps (on the training batch's z)
+    knn_every_epochs: float = 1.0  # kNN monitor period; 0 disables
+    knn_bank: int = 10000  # labelled images in the monitor's bank
+    knn_queries: int = 2000  # held-out labelled images queried
+    knn_k: int = 20
+    knn_t: float = 0.07
+    collapse_threshold: float = 0.2  # z-std × √d below this means collapsed
+
+
+@dataclass
+class EvalConfig:
+    final_knn: bool = True  # after training: full kNN vs random init and raw pixels
+    knn_k: int = 20
+    knn_t: float = 0.07
+
+
+@dataclass
+class Config:
+    recipe: str = DEFAULT_RECIPE
+    model: BackboneSpec = field(default_factory=BackboneSpec)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def init_lr(self) -> float:
+        """lr = base_lr × batch / 256 (SimSiam §4, linear scaling rule of Goyal et al.)."""
+        return self.optim.base_lr * self.train.batch_size / 256
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+
+
+def load_config(recipe: str = DEFAULT_RECIPE, overrides: list[str] | None = None) -> Config:
+    """Read a recipe (a name in ``pretrain/recipes`` or a path) and apply ``a.b=value`` overrides."""
+    path = Path(recipe)
+    if not path.suffix:
+        path = RECIPES_DIR / f"{recipe}.toml"
+    if not path.is_file():
+        raise ConfigError(
+            f"recipe {recipe!r} not found; available: {', '.join(available_recipes())} "
+            "(or pass a path to a .toml file)"
+        )
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    raw.setdefault("recipe", path.stem)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        _set_dotted(raw, key.strip(), _parse_value(value.strip()))
+    return from_dict(raw)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build a Config from plain data (a recipe, or the dict a checkpoint stored)."""
+    return _build(Config, raw, "")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'} must be a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key {path!r}; valid keys in {where or 'the top level'}: "
+                f"{', '.join(names)}"
+            )
+        kwargs[key] = _coerce(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def _coerce(kind: Any, value: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, path)
+    if isinstance(kind, types.UnionType | typing._UnionGenericAlias):  # e.g. str | None
+        for option in typing.get_args(kind):
+            if option is type(None) and value is None:
+                return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and type(value) is kind:
+        return value
+    raise ConfigError(
+        f"{path} must be of type {kind.__name__}, got {type(value).__name__} ({value!r})"
+    )
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override's value as a TOML value; bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = value

@@ -1,0 +1,260 @@
+"""Datasets and the two-view pretraining loader.
+
+Readers: Fashion-MNIST IDX files (Debian's ``dataset-fashion-mnist`` installs them in
+``/usr/share/datasets/fashion-mnist``) and ImageFolder trees in the ImageNet layout.
+
+Determinism: the loader's sampler yields ``BatchKey(epoch, index_in_epoch, indices)`` and
+every batch's augmentation is seeded by ``(seed, epoch, index_in_epoch)``. A batch is thus
+the same whatever the number of workers, and a run resumed at step k sees exactly the
+batches an uninterrupted run sees from step k on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.datasets import ImageFolder
+
+from pretrain.augment import SmallImageAugment, imagenet_eval_transform, mocov2_transform
+from pretrain.config import Config, ConfigError
+
+FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FMNIST_HELP = (
+    "install it with 'sudo apt-get install dataset-fashion-mnist' (files land in "
+    "/usr/share/datasets/fashion-mnist), or point data.root=PATH at a folder holding the four "
+    "IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...)"
+)
+
+
+class DataError(RuntimeError):
+    """Data that is missing or unreadable; the message names the file and the fix."""
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a numpy array, validating its header."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read {path}: {e}; the file is corrupt or truncated") from e
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DataError(
+            f"{path} is truncated: header says {shape} ({int(np.prod(shape))} bytes), "
+            f"found {body.size} bytes"
+        )
+    return body.reshape(shape)
+
+
+def _find(root: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (root / name).is_file():
+            return root / name
+    raise DataError(f"Fashion-MNIST file {stem}[.gz] not found in {root}; {FMNIST_HELP}")
+
+
+def load_fashion_mnist(root: str | Path, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, 1, 28, 28)`` uint8 and labels ``(N,)`` int64 of one split."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"Fashion-MNIST folder {root} does not exist; {FMNIST_HELP}")
+    images_file, labels_file = (_find(root, s) for s in FMNIST_FILES[split])
+    images = read_idx(images_file)
+    labels = read_idx(labels_file)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(
+            f"{images_file} and {labels_file} disagree: images {images.shape}, labels {labels.shape}"
+        )
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+def _load_image(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(
+            f"corrupt or truncated image {path}: {e}; remove or replace the file and run again"
+        ) from e
+
+
+def image_folder(root: str | Path, transform=None) -> ImageFolder:
+    """An ImageNet-layout folder (``root/<class>/<image>``) whose unreadable files name themselves."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(
+            f"image folder {root} does not exist; set data.root to a folder laid out as "
+            "root/<class>/<image> (the ImageNet train/ layout)"
+        )
+    try:
+        return ImageFolder(str(root), transform=transform, loader=_load_image)
+    except FileNotFoundError as e:
+        raise DataError(f"no images found under {root} ({e}); expected root/<class>/<image>") from e
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """One global batch's identity: which epoch, which batch of it, which dataset indices."""
+
+    epoch: int
+    index: int
+    indices: tuple[int, ...]
+
+
+def batch_seed(seed: int, epoch: int, index: int) -> int:
+    return (seed * 1_000_003 + epoch) * 1_000_033 + index
+
+
+class EpochBatchSampler(Sampler[BatchKey]):
+    """Seeded per-epoch permutations cut into global batches, from any starting step.
+
+    ``rank``/``world_size`` give each process its slice of the global batch (the config's batch
+    is the global one). The last incomplete batch of an epoch is dropped (BN needs full batches).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        global_batch: int,
+        seed: int,
+        start_step: int = 0,
+        total_steps: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if global_batch % world_size:
+            raise ConfigError(
+                f"train.batch_size={global_batch} must divide evenly over {world_size} processes"
+            )
+        self.steps_per_epoch = num_samples // global_batch
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"train.batch_size={global_batch} is larger than the dataset ({num_samples})"
+            )
+        self.num_samples, self.global_batch, self.seed = num_samples, global_batch, seed
+        self.start_step, self.total_steps = start_step, total_steps
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self):
+        step = self.start_step
+        per_rank = self.global_batch // self.world_size
+        while self.total_steps is None or step < self.total_steps:
+            epoch, index = divmod(step, self.steps_per_epoch)
+            gen = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -1))
+            order = torch.randperm(self.num_samples, generator=gen)
+            start = index * self.global_batch + self.rank * per_rank
+            yield BatchKey(epoch, index, tuple(order[start : start + per_rank].tolist()))
+            step += 1
+
+    def __len__(self) -> int:
+        return (self.total_steps or self.steps_per_epoch) - self.start_step
+
+
+# ---------------------------------------------------------------------------- datasets
+
+
+class TensorTwoViews(Dataset):
+    """Two augmented views of an in-memory uint8 image tensor, one whole batch per key."""
+
+    def __init__(self, images: torch.Tensor, augment: SmallImageAugment, seed: int) -> None:
+        self.images, self.augment, self.seed = images, augment, seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(batch_seed(self.seed, key.epoch, key.index))
+        batch = self.images[list(key.indices)]
+        return self.augment(batch, gen), self.augment(batch, gen)
+
+
+class FolderTwoViews(Dataset):
+    """Two per-image MoCo v2 views of an ImageFolder, one whole batch per key."""
+
+    def __init__(self, folder: ImageFolder, transform, seed: int) -> None:
+        self.folder, self.transform, self.seed = folder, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, torch.Tensor]:
+        views1, views2 = [], []
+        for i in key.indices:
+            image = _load_image(self.folder.samples[i][0])
+            seed = batch_seed(self.seed, key.epoch, i)
+            torch.manual_seed(seed)  # torchvision's random transforms draw from these
+            random.seed(seed)
+            views1.append(self.transform(image))
+            views2.append(self.transform(image))
+        return torch.stack(views1), torch.stack(views2)
+
+
+def pretrain_dataset(cfg: Config) -> Dataset:
+    """The two-view dataset a config names."""
+    d = cfg.data
+    if d.dataset == "fashion_mnist":
+        images, _ = load_fashion_mnist(d.root, "train")
+        augment = SmallImageAugment(d.img_size, d.crop_min_scale, out_chans=cfg.model.in_chans)
+        return TensorTwoViews(images, augment, cfg.train.seed)
+    if d.dataset == "imagefolder":
+        if d.augment != "mocov2":
+            raise ConfigError("data.dataset='imagefolder' uses data.augment='mocov2'")
+        folder = image_folder(d.root)
+        return FolderTwoViews(folder, mocov2_transform(d.img_size, d.crop_min_scale), cfg.train.seed)
+    raise ConfigError(f"unknown data.dataset {d.dataset!r}; available: fashion_mnist, imagefolder")
+
+
+def pretrain_loader(
+    cfg: Config, dataset: Dataset, start_step: int, total_steps: int, rank: int = 0, world: int = 1
+) -> DataLoader:
+    """Batches of two views from ``start_step`` to ``total_steps``, built in worker processes."""
+    sampler = EpochBatchSampler(
+        len(dataset), cfg.train.batch_size, cfg.train.seed, start_step, total_steps, rank, world
+    )
+    workers = cfg.data.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+# ---------------------------------------------------------------------------- labelled sets
+
+
+def labelled_split(cfg: Config, split: str) -> tuple[Dataset | torch.Tensor, torch.Tensor]:
+    """Un-augmented labelled data for kNN: (uint8 images or an ImageFolder, labels)."""
+    d = cfg.data
+    if d.dataset == "fashion_mnist":
+        return load_fashion_mnist(d.root, split)
+    root = d.root if split == "train" else d.val_root
+    if not root:
+        raise ConfigError("the kNN monitor on an ImageFolder needs data.val_root (labelled split)")
+    folder = image_folder(root, transform=imagenet_eval_transform(d.img_size))
+    return folder, torch.tensor(folder.targets)

@@ -1,0 +1,204 @@
+"""The Trainer's hooks: collapse monitors, kNN monitor, metrics log, progress bar, checkpoints.
+
+Order matters: monitors fill the step's metrics row, then the logger writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm.auto import tqdm
+
+from pretrain.augment import normalize_small
+from pretrain.checkpoint import LAST, atomic_save
+from pretrain.knn import embed, knn_top1
+from pretrain.monitors import collapse_stats, is_collapsed
+
+if TYPE_CHECKING:
+    from pretrain.train import Trainer
+
+
+class Hook:
+    """Called by the Trainer at these points; override what you need."""
+
+    def before_train(self, trainer: Trainer) -> None: ...
+
+    def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None: ...
+
+    def after_epoch(self, trainer: Trainer) -> None: ...
+
+    def after_train(self, trainer: Trainer) -> None: ...
+
+
+class CollapseMonitor(Hook):
+    """z-std × √d, RankMe and m_o/m_r of the training batch's z every ``monitor.every`` steps."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+
+    def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
+        if trainer.step % trainer.cfg.monitor.every == 0 or trainer.step == trainer.total_steps:
+            self.last = collapse_stats(out["z"])
+            trainer.metrics.update(self.last)
+            trainer.metrics["collapsed"] = is_collapsed(
+                self.last["z_std_sqrt_d"], trainer.cfg.monitor.collapse_threshold
+            )
+            trainer.log_now = True
+
+
+class KnnMonitor(Hook):
+    """kNN top-1 on backbone features h and projector outputs z, on a held-out labelled split.
+
+    The bank is ``monitor.knn_bank`` training images, the queries ``monitor.knn_queries``
+    test images (fixed subsets, no augmentation); BN uses its running statistics.
+    """
+
+    def __init__(self) -> None:
+        self.bank = self.queries = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        from pretrain.data import labelled_split
+
+        m = trainer.cfg.monitor
+        if m.knn_every_epochs <= 0:
+            return
+        if trainer.cfg.data.dataset != "fashion_mnist":
+            return  # ImageFolder monitoring needs a loader pass; the transfer task covers it
+        gen = torch.Generator().manual_seed(12345)
+        train_x, train_y = labelled_split(trainer.cfg, "train")
+        test_x, test_y = labelled_split(trainer.cfg, "test")
+        bi = torch.randperm(len(train_x), generator=gen)[: m.knn_bank]
+        qi = torch.randperm(len(test_x), generator=gen)[: m.knn_queries]
+        self.bank, self.queries = (train_x[bi], train_y[bi]), (test_x[qi], test_y[qi])
+        self.every = max(1, round(m.knn_every_epochs * trainer.steps_per_epoch))
+        if trainer.step == 0:
+            trainer.metrics = {"step": 0, "epoch": 0.0}
+            self.measure(trainer)
+
+    def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
+        if self.bank is None:
+            return
+        if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
+            self.measure(trainer)
+
+    @torch.no_grad()
+    def measure(self, trainer: Trainer) -> None:
+        model, cfg = trainer.model, trainer.cfg
+        was_training = model.training
+        model.eval()
+
+        def prep(x: torch.Tensor) -> torch.Tensor:
+            x = normalize_small(x, cfg.data.img_size, cfg.model.in_chans)
+            return x.to(trainer.device, memory_format=trainer.memory_format)
+
+        def both(x: torch.Tensor) -> torch.Tensor:
+            h = model.backbone(x)
+            return torch.cat([h, model.projector(h)], dim=1)  # (N, F + D)
+
+        feats_bank = embed(both, self.bank[0], prep, batch_size=512)
+        feats_query = embed(both, self.queries[0], prep, batch_size=512)
+        f = model.backbone.num_features
+        k, t = cfg.monitor.knn_k, cfg.monitor.knn_t
+        trainer.metrics["knn_h"] = knn_top1(
+            feats_query[:, :f], self.queries[1], feats_bank[:, :f], self.bank[1], k, t
+        )
+        trainer.metrics["knn_z"] = knn_top1(
+            feats_query[:, f:], self.queries[1], feats_bank[:, f:], self.bank[1], k, t
+        )
+        trainer.log_now = True
+        model.train(was_training)
+
+
+class MetricsLog(Hook):
+    """One JSON line per logged step in ``metrics.jsonl`` (and TensorBoard when installed)."""
+
+    def __init__(self) -> None:
+        self.tb = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        self.path = trainer.run_dir / "metrics.jsonl"
+        if trainer.resumed_from is not None and self.path.exists():
+            self._truncate_after(trainer.resumed_from)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(trainer.run_dir / "tb"))
+        except ImportError:
+            self.tb = None
+        if trainer.metrics:  # a monitor measured step 0
+            self._write(trainer.metrics)
+
+    def _truncate_after(self, step: int) -> None:
+        """Drop rows a crashed run logged after its last checkpoint; they will be redone."""
+        rows = [r for r in self.path.read_text().splitlines() if r.strip()]
+        kept = [r for r in rows if json.loads(r)["step"] <= step]
+        self.path.write_text("".join(r + "\n" for r in kept))
+
+    def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
+        t = trainer.cfg.train
+        if trainer.log_now or trainer.step % t.log_every == 0 or trainer.step == trainer.total_steps:
+            trainer.metrics["images_per_s"] = (
+                trainer.step * t.batch_size / max(trainer.train_seconds, 1e-9)
+                if trainer.resumed_from is None
+                else float("nan")
+            )
+            self._write(trainer.metrics)
+
+    def _write(self, row: dict) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(clean) + "\n")
+        if self.tb is not None:
+            for key, value in row.items():
+                if isinstance(value, int | float) and key != "step":
+                    self.tb.add_scalar(key, value, row["step"])
+
+    def after_train(self, trainer: Trainer) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class ProgressBar(Hook):
+    """tqdm bar with loss, z-std × √d, rate (it/s) and ETA."""
+
+    def before_train(self, trainer: Trainer) -> None:
+        self.bar = tqdm(
+            total=trainer.total_steps, initial=trainer.step, desc="pretrain", unit="step",
+            dynamic_ncols=True,
+        )
+        self.postfix: dict[str, str] = {}
+
+    def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
+        m = trainer.metrics
+        self.postfix["loss"] = f"{m['loss']:.4f}"
+        for key in ("z_std_sqrt_d", "knn_h", "knn_z"):
+            if key in m:
+                self.postfix[key] = f"{m[key]:.3g}"
+        self.bar.set_postfix(self.postfix, refresh=False)
+        self.bar.update(1)
+
+    def after_train(self, trainer: Trainer) -> None:
+        self.bar.close()
+
+
+class Checkpointer(Hook):
+    """Atomic ``checkpoints/last.pt`` every ``train.ckpt_every`` steps and at the end."""
+
+    def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
+        every = trainer.cfg.train.ckpt_every
+        if (every and trainer.step % every == 0) or trainer.step == trainer.total_steps:
+            self.save(trainer)
+
+    @staticmethod
+    def save(trainer: Trainer) -> Path:
+        path = trainer.ckpt_dir / LAST
+        atomic_save(trainer.state_dict(), path)
+        return path
+
+
+def default_hooks() -> list[Hook]:
+    return [CollapseMonitor(), KnnMonitor(), MetricsLog(), ProgressBar(), Checkpointer()]

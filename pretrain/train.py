@@ -1,0 +1,169 @@
+"""The training loop: one readable loop plus hooks (checkpoint, log, monitors, progress).
+
+``Trainer(cfg, run_dir).fit()`` trains from scratch, or resumes from
+``run_dir/checkpoints/last.pt`` when it exists — exactly: data order and augmentation are keyed
+by step (see ``pretrain.data``), and the checkpoint restores the weights, the optimizer and
+every RNG, so k steps + resume + k steps equals 2k uninterrupted steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pretrain.checkpoint import LAST, load_checkpoint, rng_state, set_rng_state
+from pretrain.config import Config, ConfigError
+from pretrain.data import pretrain_dataset, pretrain_loader
+from pretrain.hooks import Hook
+from pretrain.methods import build_method
+from pretrain.optim import build_optimizer
+from pretrain.schedules import apply_lr, lr_at
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device='cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device must be 'auto', 'cpu' or 'cuda', got {name!r}")
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA by default; on CPU only when asked for."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp32":
+        return None
+    raise ConfigError(f"train.precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+
+
+class Trainer:
+    """Pretrains ``cfg``'s method in ``run_dir``; hooks run in the order given."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path, hooks: list[Hook] | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.hooks = hooks or []
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.device = resolve_device(t.device)
+        self.amp_dtype = autocast_dtype(t.precision, self.device)
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+
+        torch.manual_seed(t.seed)
+        self.model: nn.Module = build_method(cfg).to(self.device, memory_format=self.memory_format)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.dataset = pretrain_dataset(cfg)
+        self.steps_per_epoch = len(self.dataset) // t.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"train.batch_size={t.batch_size} is larger than the dataset ({len(self.dataset)})"
+            )
+        self.schedule_steps = math.ceil(t.epochs * self.steps_per_epoch)
+        self.total_steps = min(t.max_steps, self.schedule_steps) if t.max_steps else self.schedule_steps
+        self.step = 0
+        self.metrics: dict[str, Any] = {}  # the current step's row, filled by hooks
+        self.log_now = False  # a hook asks for this step's row to be logged
+        self.train_seconds = 0.0
+        self.resumed_from: int | None = None
+        if (self.ckpt_dir / LAST).exists():
+            self._resume(self.ckpt_dir / LAST)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def epoch(self) -> float:
+        return self.step / self.steps_per_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "train_seconds": self.train_seconds,
+            "rng": rng_state(),
+            "config": self.cfg.to_dict(),
+        }
+
+    def _resume(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, self.model, self.cfg.to_dict())
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step = ckpt["step"]
+        self.train_seconds = ckpt.get("train_seconds", 0.0)
+        set_rng_state(ckpt["rng"])
+        self.resumed_from = self.step
+
+    # ------------------------------------------------------------------ loop
+
+    def lr(self) -> float:
+        o = self.cfg.optim
+        epoch = self.epoch if o.per_step else math.floor(self.epoch)
+        return lr_at(
+            self.cfg.init_lr,
+            epoch,
+            self.cfg.train.epochs,
+            warmup_epochs=o.warmup_epochs,
+            schedule=o.schedule,
+        )
+
+    def fit(self) -> Trainer:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        for hook in self.hooks:
+            hook.before_train(self)
+        loader = pretrain_loader(self.cfg, self.dataset, self.step, self.total_steps)
+        self.model.train()
+        for x1, x2 in loader:
+            started = time.perf_counter()
+            lr = self.lr()
+            apply_lr(self.optimizer, self.cfg.init_lr, lr)
+            out = self.train_step(x1, x2)
+            self.step += 1
+            self.train_seconds += time.perf_counter() - started
+            self.metrics = {"step": self.step, "epoch": self.epoch, "lr": lr}
+            self.metrics["loss"] = out["loss"].item()
+            if not math.isfinite(self.metrics["loss"]):
+                raise FloatingPointError(
+                    f"loss became {self.metrics['loss']} at step {self.step}; lower optim.base_lr "
+                    "or use train.precision='fp32'"
+                )
+            self.log_now = False
+            for hook in self.hooks:
+                hook.after_step(self, out)
+            if self.step % self.steps_per_epoch == 0:
+                for hook in self.hooks:
+                    hook.after_epoch(self)
+        for hook in self.hooks:
+            hook.after_train(self)
+        return self
+
+    def train_step(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
+        x1 = x1.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        x2 = x2.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        amp = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else nullcontext()
+        )
+        with amp:
+            out = self.model(x1, x2)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        self.optimizer.step()
+        return out

@@ -1,0 +1,1 @@
+"""Transfer evaluation (kNN, linear probe, detection); its tasks land with the transfer issue."""
