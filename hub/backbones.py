@@ -99,7 +99,9 @@ def _narrow_stem(model: nn.Module, w: int) -> None:
     model.conv1 = _conv(conv1.in_channels, w, conv1.kernel_size[0], conv1.stride[0])
     model.bn1 = nn.BatchNorm2d(w)
     block = model.layer1[0]
-    block.conv1 = _conv(w, block.conv1.out_channels, block.conv1.kernel_size[0], block.conv1.stride[0])
+    block.conv1 = _conv(
+        w, block.conv1.out_channels, block.conv1.kernel_size[0], block.conv1.stride[0]
+    )
     down = block.downsample
     if down is not None:
         out_chans = down[0].out_channels

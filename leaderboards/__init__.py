@@ -1,1 +1,1 @@
-"""Generated leaderboards: result records in results/, pages built by build.py (leaderboard issue)."""
+"""Generated leaderboards: result records in results/, pages built by build.py (later issue)."""

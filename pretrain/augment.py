@@ -51,7 +51,7 @@ def imagenet_eval_transform(img_size: int = 224) -> T.Compose:
 
 
 def normalize_small(images: torch.Tensor, img_size: int, out_chans: int) -> torch.Tensor:
-    """uint8 (N, 1, H, W) -> normalized float (N, out_chans, img_size, img_size), no augmentation."""
+    """uint8 (N, 1, H, W) -> normalized float (N, out_chans, S, S) with S = img_size; no augment."""
     x = images.float().div_(255.0)
     if x.shape[-1] != img_size:
         x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", antialias=True)

@@ -82,7 +82,7 @@ def load_checkpoint(path: Path, model: nn.Module, config: dict[str, Any]) -> dic
     theirs, ours = architecture_of(ckpt["config"]), architecture_of(config)
     if theirs != ours:
         diff = [
-            f"{section}.{k}: checkpoint {theirs[section].get(k)!r} vs config {ours[section].get(k)!r}"
+            f"{section}.{k}: checkpoint {theirs[section].get(k)!r}, config {ours[section].get(k)!r}"
             for section in ours
             for k in sorted(set(ours[section]) | set(theirs[section]))
             if ours[section].get(k) != theirs[section].get(k)

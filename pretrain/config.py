@@ -117,7 +117,7 @@ def available_recipes() -> list[str]:
 
 
 def load_config(recipe: str = DEFAULT_RECIPE, overrides: list[str] | None = None) -> Config:
-    """Read a recipe (a name in ``pretrain/recipes`` or a path) and apply ``a.b=value`` overrides."""
+    """Read a recipe (a name in ``pretrain/recipes`` or a path); apply ``a.b=value`` overrides."""
     path = Path(recipe)
     if not path.suffix:
         path = RECIPES_DIR / f"{recipe}.toml"

@@ -82,7 +82,8 @@ def load_fashion_mnist(root: str | Path, split: str = "train") -> tuple[torch.Te
     labels = read_idx(labels_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(
-            f"{images_file} and {labels_file} disagree: images {images.shape}, labels {labels.shape}"
+            f"{images_file} and {labels_file} disagree: "
+            f"images {images.shape}, labels {labels.shape}"
         )
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
@@ -98,7 +99,7 @@ def _load_image(path: str) -> Image.Image:
 
 
 def image_folder(root: str | Path, transform=None) -> ImageFolder:
-    """An ImageNet-layout folder (``root/<class>/<image>``) whose unreadable files name themselves."""
+    """An ImageNet-layout folder (``root/<class>/<image>``); unreadable files name themselves."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(
@@ -222,7 +223,9 @@ def pretrain_dataset(cfg: Config) -> Dataset:
         if d.augment != "mocov2":
             raise ConfigError("data.dataset='imagefolder' uses data.augment='mocov2'")
         folder = image_folder(d.root)
-        return FolderTwoViews(folder, mocov2_transform(d.img_size, d.crop_min_scale), cfg.train.seed)
+        return FolderTwoViews(
+            folder, mocov2_transform(d.img_size, d.crop_min_scale), cfg.train.seed
+        )
     raise ConfigError(f"unknown data.dataset {d.dataset!r}; available: fashion_mnist, imagefolder")
 
 

@@ -140,7 +140,11 @@ class MetricsLog(Hook):
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         t = trainer.cfg.train
-        if trainer.log_now or trainer.step % t.log_every == 0 or trainer.step == trainer.total_steps:
+        if (
+            trainer.log_now
+            or trainer.step % t.log_every == 0
+            or trainer.step == trainer.total_steps
+        ):
             trainer.metrics["images_per_s"] = (
                 trainer.step * t.batch_size / max(trainer.train_seconds, 1e-9)
                 if trainer.resumed_from is None
@@ -149,7 +153,10 @@ class MetricsLog(Hook):
             self._write(trainer.metrics)
 
     def _write(self, row: dict) -> None:
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        clean = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in row.items()
+        }
         with self.path.open("a") as f:
             f.write(json.dumps(clean) + "\n")
         if self.tb is not None:
@@ -167,7 +174,10 @@ class ProgressBar(Hook):
 
     def before_train(self, trainer: Trainer) -> None:
         self.bar = tqdm(
-            total=trainer.total_steps, initial=trainer.step, desc="pretrain", unit="step",
+            total=trainer.total_steps,
+            initial=trainer.step,
+            desc="pretrain",
+            unit="step",
             dynamic_ncols=True,
         )
         self.postfix: dict[str, str] = {}

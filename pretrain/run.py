@@ -57,13 +57,17 @@ def main(argv: list[str] | None = None) -> dict:
         "steps": trainer.step,
         "epochs": trainer.epoch,
         "train_seconds": trainer.train_seconds,
-        "final": {k: last.get(k) for k in ("loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_h", "knn_z")},
+        "final": {
+            k: last.get(k)
+            for k in ("loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_h", "knn_z")
+        },
         "collapsed": collapsed,
         "config": cfg.to_dict(),
     }
     if collapsed:
         print(
-            f"COLLAPSED: z-std × √d = {last['z_std_sqrt_d']:.3f} < {cfg.monitor.collapse_threshold} "
+            f"COLLAPSED: z-std × √d = {last['z_std_sqrt_d']:.3f} "
+            f"< {cfg.monitor.collapse_threshold} "
             "(the representation is nearly constant)"
         )
     if cfg.eval.final_knn and cfg.data.dataset == "fashion_mnist":
@@ -71,11 +75,15 @@ def main(argv: list[str] | None = None) -> dict:
         summary["knn_eval"] = report
         print(format_report(report))
     plot = plot_collapse_curves(
-        run_dir / "metrics.jsonl", run_dir / "collapse_curves.png", title=f"{cfg.recipe} ({run_dir.name})"
+        run_dir / "metrics.jsonl",
+        run_dir / "collapse_curves.png",
+        title=f"{cfg.recipe} ({run_dir.name})",
     )
     summary["wall_seconds"] = time.perf_counter() - started
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"run directory: {run_dir}  (summary.json, metrics.jsonl, {plot.name}, checkpoints/last.pt)")
+    print(
+        f"run directory: {run_dir}  (summary.json, metrics.jsonl, {plot.name}, checkpoints/last.pt)"
+    )
     return summary
 
 

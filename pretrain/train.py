@@ -75,7 +75,9 @@ class Trainer:
                 f"train.batch_size={t.batch_size} is larger than the dataset ({len(self.dataset)})"
             )
         self.schedule_steps = math.ceil(t.epochs * self.steps_per_epoch)
-        self.total_steps = min(t.max_steps, self.schedule_steps) if t.max_steps else self.schedule_steps
+        self.total_steps = (
+            min(t.max_steps, self.schedule_steps) if t.max_steps else self.schedule_steps
+        )
         self.step = 0
         self.metrics: dict[str, Any] = {}  # the current step's row, filled by hooks
         self.log_now = False  # a hook asks for this step's row to be logged

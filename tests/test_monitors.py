@@ -1,0 +1,61 @@
+"""Collapse monitors and the kNN classifier on inputs whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pretrain.knn import knn_predict, knn_top1
+from pretrain.monitors import collapse_stats, is_collapsed, rankme
+
+
+def test_gaussian_z_has_std_one_over_sqrt_d():
+    stats = collapse_stats(torch.randn(4096, 128))
+    assert stats["z_std_sqrt_d"] == pytest.approx(1.0, abs=0.05)
+    assert stats["m_o"] < 0.1 and not is_collapsed(stats["z_std_sqrt_d"])
+
+
+def test_constant_z_is_collapsed():
+    z = torch.ones(256, 64) + 1e-4 * torch.randn(256, 64)
+    stats = collapse_stats(z)
+    assert stats["z_std_sqrt_d"] < 0.01 and is_collapsed(stats["z_std_sqrt_d"])
+    assert stats["m_o"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_center_and_residual_shares_add_up():
+    z = torch.randn(512, 32) + 2.0
+    stats = collapse_stats(z)
+    zn = torch.nn.functional.normalize(z, dim=1)
+    r2 = ((zn - zn.mean(0)) ** 2).sum(1).mean().item()
+    assert stats["m_o"] ** 2 + r2 == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rankme_counts_equal_directions():
+    q, _ = torch.linalg.qr(torch.randn(64, 64))
+    z = torch.randn(1000, 5) @ q[:5]  # rank 5, roughly equal spread
+    assert rankme(z) == pytest.approx(5.0, rel=0.1)
+    assert rankme(torch.eye(16)) == pytest.approx(16.0, rel=1e-3)
+
+
+def test_weighted_knn_vote_by_hand():
+    bank = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), dim=1)
+    labels = torch.tensor([0, 1, 1])
+    query = torch.nn.functional.normalize(torch.tensor([[1.0, 0.02]]), dim=1)
+    # k=2: neighbours 0 (label 0, sim ~1.0) and 1 (label 1, sim ~0.995): label 0 weighs more
+    assert knn_predict(query, bank, labels, 2, k=2, t=0.07).item() == 0
+    # k=3 adds a far neighbour of label 1 with weight exp(~0.02/0.07): still label 0... by hand:
+    sims = query @ bank.T
+    w = (sims / 0.07).exp()[0]
+    expected = 0 if w[0] > w[1] + w[2] else 1
+    assert knn_predict(query, bank, labels, 2, k=3, t=0.07).item() == expected
+
+
+def test_knn_top1_on_separable_clusters():
+    centers = torch.randn(5, 16) * 10
+    labels = torch.arange(5).repeat_interleave(40)
+    feats = centers[labels] + torch.randn(200, 16)
+    assert knn_top1(feats[1::2], labels[1::2], feats[::2], labels[::2], k=5) == 100.0
+    chance = knn_top1(torch.randn(200, 16), labels, torch.randn(200, 16), labels, k=5)
+    assert chance < 40.0 and math.isfinite(chance)
