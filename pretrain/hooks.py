@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from pretrain.augment import normalize_small
 from pretrain.checkpoint import LAST, atomic_save
-from pretrain.knn import embed, knn_top1
+from pretrain.knn import embed, embed_dataset, knn_top1
 from pretrain.monitors import collapse_stats, is_collapsed
 
 if TYPE_CHECKING:
@@ -39,22 +39,31 @@ class CollapseMonitor(Hook):
 
     def __init__(self) -> None:
         self.last: dict[str, float] = {}
+        self.collapsed_at: int | None = None
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         if trainer.step % trainer.cfg.monitor.every == 0 or trainer.step == trainer.total_steps:
             self.last = collapse_stats(out["z"])
-            trainer.metrics.update(self.last)
-            trainer.metrics["collapsed"] = is_collapsed(
-                self.last["z_std_sqrt_d"], trainer.cfg.monitor.collapse_threshold
-            )
+            threshold = trainer.cfg.monitor.collapse_threshold
+            collapsed = is_collapsed(self.last["z_std_sqrt_d"], threshold)
+            trainer.metrics.update(self.last, collapsed=collapsed)
             trainer.log_now = True
+            if collapsed and self.collapsed_at is None:
+                self.collapsed_at = trainer.step
+                tqdm.write(
+                    f"collapse detected at step {trainer.step}: z-std × √d = "
+                    f"{self.last['z_std_sqrt_d']:.3f} < {threshold} (m_o = {self.last['m_o']:.3f})"
+                )
+            elif not collapsed:
+                self.collapsed_at = None
 
 
 class KnnMonitor(Hook):
     """kNN top-1 on backbone features h and projector outputs z, on a held-out labelled split.
 
     The bank is ``monitor.knn_bank`` training images, the queries ``monitor.knn_queries``
-    test images (fixed subsets, no augmentation); BN uses its running statistics.
+    images of the held-out split (Fashion-MNIST's test set, or ``data.val_root`` for an
+    ImageFolder): fixed subsets, no augmentation; BN uses its running statistics.
     """
 
     def __init__(self) -> None:
@@ -66,18 +75,24 @@ class KnnMonitor(Hook):
         m = trainer.cfg.monitor
         if m.knn_every_epochs <= 0:
             return
-        if trainer.cfg.data.dataset != "fashion_mnist":
-            return  # ImageFolder monitoring needs a loader pass; the transfer task covers it
         gen = torch.Generator().manual_seed(12345)
-        train_x, train_y = labelled_split(trainer.cfg, "train")
-        test_x, test_y = labelled_split(trainer.cfg, "test")
-        bi = torch.randperm(len(train_x), generator=gen)[: m.knn_bank]
-        qi = torch.randperm(len(test_x), generator=gen)[: m.knn_queries]
-        self.bank, self.queries = (train_x[bi], train_y[bi]), (test_x[qi], test_y[qi])
+        (train_x, train_y), (test_x, test_y) = (
+            labelled_split(trainer.cfg, split) for split in ("train", "test")
+        )
+        bi = torch.randperm(len(train_y), generator=gen)[: m.knn_bank]
+        qi = torch.randperm(len(test_y), generator=gen)[: m.knn_queries]
+        self.bank = (self._subset(train_x, bi), train_y[bi])
+        self.queries = (self._subset(test_x, qi), test_y[qi])
         self.every = max(1, round(m.knn_every_epochs * trainer.steps_per_epoch))
         if trainer.step == 0:
             trainer.metrics = {"step": 0, "epoch": 0.0}
             self.measure(trainer)
+
+    @staticmethod
+    def _subset(data, index: torch.Tensor):
+        if isinstance(data, torch.Tensor):
+            return data[index]  # in-memory uint8 images
+        return torch.utils.data.Subset(data, index.tolist())  # an ImageFolder
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         if self.bank is None:
@@ -91,16 +106,22 @@ class KnnMonitor(Hook):
         was_training = model.training
         model.eval()
 
-        def prep(x: torch.Tensor) -> torch.Tensor:
-            x = normalize_small(x, cfg.data.img_size, cfg.model.in_chans)
+        def to_device(x: torch.Tensor) -> torch.Tensor:
             return x.to(trainer.device, memory_format=trainer.memory_format)
+
+        def prep(x: torch.Tensor) -> torch.Tensor:
+            return to_device(normalize_small(x, cfg.data.img_size, cfg.model.in_chans))
 
         def both(x: torch.Tensor) -> torch.Tensor:
             h = model.backbone(x)
             return torch.cat([h, model.projector(h)], dim=1)  # (N, F + D)
 
-        feats_bank = embed(both, self.bank[0], prep, batch_size=512)
-        feats_query = embed(both, self.queries[0], prep, batch_size=512)
+        def features(data) -> torch.Tensor:
+            if isinstance(data, torch.Tensor):
+                return embed(both, data, prep, batch_size=512)
+            return embed_dataset(both, data, to_device, num_workers=cfg.data.num_workers)
+
+        feats_bank, feats_query = features(self.bank[0]), features(self.queries[0])
         f = model.backbone.num_features
         k, t = cfg.monitor.knn_k, cfg.monitor.knn_t
         trainer.metrics["knn_h"] = knn_top1(
@@ -145,11 +166,7 @@ class MetricsLog(Hook):
             or trainer.step % t.log_every == 0
             or trainer.step == trainer.total_steps
         ):
-            trainer.metrics["images_per_s"] = (
-                trainer.step * t.batch_size / max(trainer.train_seconds, 1e-9)
-                if trainer.resumed_from is None
-                else float("nan")
-            )
+            trainer.metrics["images_per_s"] = trainer.images_per_second()
             self._write(trainer.metrics)
 
     def _write(self, row: dict) -> None:
@@ -188,6 +205,8 @@ class ProgressBar(Hook):
         for key in ("z_std_sqrt_d", "knn_h", "knn_z"):
             if key in m:
                 self.postfix[key] = f"{m[key]:.3g}"
+        if "collapsed" in m:
+            self.postfix["collapsed"] = "YES" if m["collapsed"] else "no"
         self.bar.set_postfix(self.postfix, refresh=False)
         self.bar.update(1)
 

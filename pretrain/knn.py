@@ -65,3 +65,20 @@ def embed(
     for start in tqdm(starts, desc=desc, leave=False, disable=desc is None, unit="batch"):
         out.append(fn(preprocess(images[start : start + batch_size])).float().cpu())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def embed_dataset(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    dataset: torch.utils.data.Dataset,
+    to_device: Callable[[torch.Tensor], torch.Tensor],
+    batch_size: int = 256,
+    num_workers: int = 0,
+    desc: str | None = None,
+) -> torch.Tensor:
+    """``fn`` over a dataset of ``(image tensor, label)`` pairs (e.g. an ImageFolder)."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    out = []
+    for images, _ in tqdm(loader, desc=desc, leave=False, disable=desc is None, unit="batch"):
+        out.append(fn(to_device(images)).float().cpu())
+    return torch.cat(out)

@@ -81,10 +81,17 @@ class Trainer:
         self.step = 0
         self.metrics: dict[str, Any] = {}  # the current step's row, filled by hooks
         self.log_now = False  # a hook asks for this step's row to be logged
-        self.train_seconds = 0.0
+        self.train_seconds = 0.0  # pure step time, summed over every session of the run
         self.resumed_from: int | None = None
         if (self.ckpt_dir / LAST).exists():
             self._resume(self.ckpt_dir / LAST)
+        self._session = (self.step, self.train_seconds)  # where this process started
+
+    def images_per_second(self) -> float:
+        """Training images per second of step time since this process started."""
+        steps = self.step - self._session[0]
+        seconds = self.train_seconds - self._session[1]
+        return steps * self.cfg.train.batch_size / seconds if seconds > 0 else 0.0
 
     # ------------------------------------------------------------------ state
 

@@ -124,3 +124,37 @@ def test_grayscale_is_repeated_for_three_channel_backbones(tiny_fmnist):
     cfg = tiny_config(tiny_fmnist, "model.in_chans=3")
     x1, _ = next(iter(pretrain_loader(cfg, pretrain_dataset(cfg), 0, 1)))
     assert x1.shape == (64, 3, 28, 28) and torch.equal(x1[:, 0], x1[:, 2])
+
+
+def test_imagefolder_pretraining_with_the_knn_monitor(tmp_path):
+    from pretrain.config import load_config
+    from pretrain.hooks import KnnMonitor, MetricsLog
+    from pretrain.train import Trainer
+    from tests.conftest import TINY
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("val", 4)):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 255, (40, 48, 3), np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / cls / f"{i}.png")
+    overrides = [o for o in TINY if not o.startswith("train.batch_size")]
+    cfg = load_config(
+        "simsiam_resnet50_in1k",
+        [
+            *overrides,
+            "model.name='resnet18'",
+            "model.in_chans=3",
+            "train.batch_size=8",
+            "data.img_size=32",
+            f"data.root='{tmp_path / 'train'}'",
+            f"data.val_root='{tmp_path / 'val'}'",
+            "monitor.knn_bank=16",
+            "monitor.knn_queries=8",
+        ],
+    )
+    trainer = Trainer(cfg, tmp_path / "run", [KnnMonitor(), MetricsLog()]).fit()
+    assert trainer.step == 6  # 2 epochs of 24 // 8
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert sum('"knn_h"' in r for r in rows) == 3  # at init and after each epoch
