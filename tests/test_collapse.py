@@ -28,7 +28,8 @@ COMMON = [
 
 def run(root, tmp_path, stop_grad: bool) -> list[dict]:
     cfg = load_config(
-        "simsiam_resnet18_fmnist", [*COMMON, f"data.root={root}", f"method.stop_grad={stop_grad}".lower()]
+        "simsiam_resnet18_fmnist",
+        [*COMMON, f"data.root={root}", f"method.stop_grad={stop_grad}".lower()],
     )
     run_dir = tmp_path / f"stop_grad_{stop_grad}"
     Trainer(cfg, run_dir, [CollapseMonitor(), KnnMonitor(), MetricsLog()]).fit()
@@ -44,7 +45,9 @@ def test_removing_stop_gradient_collapses(real_fmnist, tmp_path):
     without = run(real_fmnist, tmp_path, stop_grad=False)
     with_sg = run(real_fmnist, tmp_path, stop_grad=True)
     report = {
-        name: {k: round(last(rows, k), 3) for k in ("z_std_sqrt_d", "m_o", "knn_z", "knn_h", "loss")}
+        name: {
+            k: round(last(rows, k), 3) for k in ("z_std_sqrt_d", "m_o", "knn_z", "knn_h", "loss")
+        }
         for name, rows in (("without stop-grad", without), ("with stop-grad", with_sg))
     }
     print(json.dumps(report, indent=2))
