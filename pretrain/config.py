@@ -162,7 +162,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 def _coerce(kind: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(kind):
         return _build(kind, value, path)
-    if isinstance(kind, types.UnionType | typing._UnionGenericAlias):  # e.g. str | None
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):  # e.g. str | None
         for option in typing.get_args(kind):
             if option is type(None) and value is None:
                 return None
