@@ -55,3 +55,13 @@ def test_unknown_backbone_lists_the_available_ones():
     with pytest.raises(ValueError, match="resnet18"):
         create_backbone(BackboneSpec(name="resnet34"))
     assert "vit_base" in available()
+
+
+def test_torch_hub_loads_a_backbone_from_this_checkout():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    model = torch.hub.load(
+        str(root), "backbone", "resnet18", source="local", trust_repo=True, width=16
+    )
+    assert model.num_features == 128
