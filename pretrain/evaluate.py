@@ -18,45 +18,55 @@ from pretrain.data import labelled_split
 from pretrain.knn import embed, knn_top1
 from pretrain.methods import build_method
 
+Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 1, 28, 28), labels (N,)
+
 
 @torch.no_grad()
-def backbone_knn(backbone: torch.nn.Module, cfg: Config, name: str, device: torch.device) -> float:
+def backbone_knn(
+    backbone: torch.nn.Module,
+    cfg: Config,
+    train: Split,
+    test: Split,
+    name: str,
+    device: torch.device,
+) -> float:
+    """kNN top-1 (%) of a backbone's features: ``train`` is the bank, ``test`` the queries."""
     backbone.eval()
-    train_x, train_y = labelled_split(cfg, "train")
-    test_x, test_y = labelled_split(cfg, "test")
 
     def prep(x: torch.Tensor) -> torch.Tensor:
         return normalize_small(x, cfg.data.img_size, cfg.model.in_chans).to(
             device, memory_format=torch.channels_last
         )
 
-    bank = embed(backbone, train_x, prep, desc=f"{name}: bank")
-    query = embed(backbone, test_x, prep, desc=f"{name}: queries")
-    return knn_top1(query, test_y, bank, train_y, cfg.eval.knn_k, cfg.eval.knn_t)
+    bank = embed(backbone, train[0], prep, desc=f"{name}: bank")
+    query = embed(backbone, test[0], prep, desc=f"{name}: queries")
+    return knn_top1(query, test[1], bank, train[1], cfg.eval.knn_k, cfg.eval.knn_t)
 
 
-def raw_pixel_knn(cfg: Config) -> float:
-    train_x, train_y = labelled_split(cfg, "train")
-    test_x, test_y = labelled_split(cfg, "test")
+def raw_pixel_knn(cfg: Config, train: Split, test: Split) -> float:
+    """kNN top-1 (%) on normalized, flattened pixels."""
 
     def flat(x: torch.Tensor) -> torch.Tensor:
-        return normalize_small(x, x.shape[-1], 1).flatten(1)
+        return normalize_small(x, x.shape[-1], 1).flatten(1)  # (N, H*W)
 
-    return knn_top1(flat(test_x), test_y, flat(train_x), train_y, cfg.eval.knn_k, cfg.eval.knn_t)
+    return knn_top1(
+        flat(test[0]), test[1], flat(train[0]), train[1], cfg.eval.knn_k, cfg.eval.knn_t
+    )
 
 
 def final_knn_report(model: torch.nn.Module, cfg: Config, device: torch.device) -> dict:
     """kNN top-1 (%) of the trained backbone, the same backbone at init, and raw pixels."""
     started = time.perf_counter()
-    trained = backbone_knn(model.backbone, cfg, "trained", device)
+    train, test = labelled_split(cfg, "train"), labelled_split(cfg, "test")
+    trained = backbone_knn(model.backbone, cfg, train, test, "trained", device)
     torch.manual_seed(cfg.train.seed)  # the Trainer seeds the same way before building
     init = build_method(cfg).backbone.to(device, memory_format=torch.channels_last)
-    random_init = backbone_knn(init, cfg, "random init", device)
-    pixels = raw_pixel_knn(cfg)
+    random_init = backbone_knn(init, cfg, train, test, "random init", device)
+    pixels = raw_pixel_knn(cfg, train, test)
     return {
         "protocol": {
-            "bank": "fashion_mnist train (60000)",
-            "queries": "fashion_mnist test (10000)",
+            "bank": f"fashion_mnist train ({len(train[1])})",
+            "queries": f"fashion_mnist test ({len(test[1])})",
             "features": "backbone, l2-normalized",
             "k": cfg.eval.knn_k,
             "t": cfg.eval.knn_t,
