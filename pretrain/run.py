@@ -18,7 +18,6 @@ from pretrain.config import DEFAULT_RECIPE, ConfigError, available_recipes, load
 from pretrain.data import DataError
 from pretrain.evaluate import final_knn_report, format_report
 from pretrain.hooks import default_hooks
-from pretrain.monitors import is_collapsed
 from pretrain.plots import plot_collapse_curves
 from pretrain.train import Trainer
 
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines() if r]
     last = {k: v for row in rows for k, v in row.items()}  # latest value of every metric
-    collapsed = is_collapsed(last.get("z_std_sqrt_d", 1.0), cfg.monitor.collapse_threshold)
+    collapsed = bool(last.get("collapsed", False))  # the CollapseMonitor's flag at its last check
     summary = {
         "recipe": cfg.recipe,
         "method": cfg.method.name,
