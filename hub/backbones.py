@@ -39,6 +39,9 @@ class BackboneSpec:
     zero_init_residual: bool = True
     img_size: int = 224  # ViT only
     num_heads: int = 0  # ViT only; 0 keeps timm's default
+    patch_size: int = 16  # ViT only
+    depth: int = 0  # ViT only; 0 keeps timm's default (12)
+    embed_dim: int = 0  # ViT only; 0 keeps timm's default (384 ViT-S, 768 ViT-B)
     pos_embed: str = "learn"  # ViT only: "learn" or "sincos"
     freeze_patch_embed: bool = False  # ViT only
 
@@ -112,27 +115,61 @@ def _narrow_stem(model: nn.Module, w: int) -> None:
 
 
 def _vit(spec: BackboneSpec) -> nn.Module:
-    kwargs: dict = {"img_size": spec.img_size, "in_chans": spec.in_chans, "num_classes": 0}
-    if spec.num_heads:
-        kwargs["num_heads"] = spec.num_heads
+    kwargs: dict = {
+        "img_size": spec.img_size,
+        "in_chans": spec.in_chans,
+        "num_classes": 0,
+        "patch_size": spec.patch_size,
+    }
+    for key in ("num_heads", "depth", "embed_dim"):
+        if getattr(spec, key):
+            kwargs[key] = getattr(spec, key)
+    if spec.img_size % spec.patch_size:
+        raise ValueError(
+            f"img_size {spec.img_size} is not a multiple of patch_size {spec.patch_size}"
+        )
     if spec.pos_embed not in ("learn", "sincos"):
         raise ValueError(f"pos_embed must be 'learn' or 'sincos', got {spec.pos_embed!r}")
     model = timm.create_model(VITS[spec.name], pretrained=False, **kwargs)
     if spec.pos_embed == "sincos":
         _set_sincos_pos_embed(model)
     if spec.freeze_patch_embed:
-        for p in model.patch_embed.proj.parameters():
-            p.requires_grad_(False)
+        _freeze_random_patch_projection(model)
     return model
 
 
+def _freeze_random_patch_projection(model: nn.Module) -> None:
+    """Xavier-uniform random patch projection, zero bias, both frozen (MoCo v3 §4.1, repository).
+
+    The uniform bound is sqrt(6 / (C·p·p + D)), as moco-v3's ``VisionTransformerMoCo``.
+    """
+    import math
+
+    proj = model.patch_embed.proj
+    fan = proj.in_channels * proj.kernel_size[0] * proj.kernel_size[1] + proj.out_channels
+    bound = math.sqrt(6.0 / fan)
+    with torch.no_grad():
+        proj.weight.uniform_(-bound, bound)
+        if proj.bias is not None:
+            proj.bias.zero_()
+    for p in proj.parameters():
+        p.requires_grad_(False)
+
+
 def _set_sincos_pos_embed(model: nn.Module) -> None:
-    """Fixed 2-D sin-cos embedding with a zero class-token row (MoCo v3 §4.1, repository)."""
+    """Fixed 2-D sin-cos embedding with a zero class-token row (MoCo v3 §4.1, repository).
+
+    Layout as moco-v3's ``build_2d_sincos_position_embedding``: per token at (row, col),
+    ``[sin(row·ω), cos(row·ω), sin(col·ω), cos(col·ω)]`` with ω_i = 1/10000^(i/(D/4)), so the
+    authors' checkpoints and ours agree (timm's ``interleave_sin_cos=True`` order).
+    """
     from timm.layers import build_sincos2d_pos_embed
 
     grid = model.patch_embed.grid_size
     dim = model.pos_embed.shape[-1]
-    table = build_sincos2d_pos_embed(grid, dim=dim, temperature=10000.0)  # (H*W, D)
+    table = build_sincos2d_pos_embed(
+        grid, dim=dim, temperature=10000.0, interleave_sin_cos=True
+    )  # (H*W, D)
     prefix = model.pos_embed.shape[1] - table.shape[0]
     full = torch.cat([torch.zeros(prefix, dim), table], dim=0).unsqueeze(0)  # (1, P+H*W, D)
     with torch.no_grad():

@@ -7,6 +7,11 @@
   ``grid_sample``: per-sample random resized crop (scale ``crop_min_scale``–1, ratio 3/4–4/3),
   horizontal flip p 0.5, brightness/contrast jitter 0.4 p 0.8 (no hue/saturation on gray
   images, and no blur at 28 px, as SimSiam App. D drops blur for CIFAR).
+- ``byol`` / ``small_byol``: BYOL's asymmetric pair (BYOL App. B, Table 6): bicubic
+  RandomResizedCrop (scale 0.08–1 in the paper), flip, ColorJitter(0.4, 0.4, 0.2, 0.1) p 0.8,
+  grayscale p 0.2, Gaussian blur p 1.0 for the first view and 0.1 for the second, solarize
+  p 0 and 0.2. The small variant blurs with a 3-pixel kernel (BYOL's 23 px is 10% of 224) and
+  leaves out saturation, hue and grayscale, which do nothing to a gray image.
 """
 
 from __future__ import annotations
@@ -36,6 +41,43 @@ def mocov2_transform(img_size: int = 224, crop_min_scale: float = 0.2) -> T.Comp
             T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )
+
+
+# BYOL App. B, Table 6: the two views' blur and solarization probabilities.
+BYOL_VIEWS = ({"blur_p": 1.0, "solarize_p": 0.0}, {"blur_p": 0.1, "solarize_p": 0.2})
+
+
+def byol_transform(
+    img_size: int = 224, crop_min_scale: float = 0.08, blur_p: float = 1.0, solarize_p: float = 0.0
+) -> T.Compose:
+    """One view of BYOL's augmentation (PIL image -> normalized float tensor)."""
+    return T.Compose(
+        [
+            T.RandomResizedCrop(
+                img_size, scale=(crop_min_scale, 1.0), interpolation=T.InterpolationMode.BICUBIC
+            ),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.RandomApply([T.GaussianBlur(kernel_size=23, sigma=(0.1, 2.0))], p=blur_p),
+            T.RandomSolarize(128, p=solarize_p),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def gaussian_blur_batch(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Blur each image of ``x (N, C, H, W)`` with its own σ ``(N,)``: separable, reflect pad."""
+    n, c, h, w = x.shape
+    r = kernel_size // 2
+    offsets = torch.arange(-r, r + 1, dtype=x.dtype)  # (K,)
+    kernel = torch.exp(-(offsets[None] ** 2) / (2 * sigma[:, None] ** 2))  # (N, K)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (N·C, K)
+    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, kernel.view(n * c, 1, 1, -1), groups=n * c)  # along W
+    y = F.conv2d(y, kernel.view(n * c, 1, -1, 1), groups=n * c)  # along H
+    return y.view(n, c, h, w)
 
 
 def imagenet_eval_transform(img_size: int = 224) -> T.Compose:
@@ -70,6 +112,10 @@ class SmallImageAugment:
         jitter_p: float = 0.8,
         flip_p: float = 0.5,
         out_chans: int = 1,
+        blur_p: float = 0.0,
+        blur_kernel: int = 3,
+        solarize_p: float = 0.0,
+        interpolation: str = "bilinear",
     ) -> None:
         self.img_size = img_size
         self.crop_min_scale = crop_min_scale
@@ -77,6 +123,10 @@ class SmallImageAugment:
         self.jitter_p = jitter_p
         self.flip_p = flip_p
         self.out_chans = out_chans
+        self.blur_p = blur_p
+        self.blur_kernel = blur_kernel
+        self.solarize_p = solarize_p
+        self.interpolation = interpolation
 
     def __call__(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         n = images.shape[0]
@@ -100,7 +150,9 @@ class SmallImageAugment:
         theta[:, 1, 2] = cy
         size = (n, x.shape[1], self.img_size, self.img_size)
         grid = F.affine_grid(theta, size, align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        x = F.grid_sample(
+            x, grid, mode=self.interpolation, padding_mode="border", align_corners=False
+        ).clamp_(0.0, 1.0)  # bicubic overshoots
 
         # Brightness and contrast jitter, applied together with probability jitter_p.
         apply = (torch.rand(n, generator=gen) < self.jitter_p).float().view(n, 1, 1, 1)
@@ -111,6 +163,16 @@ class SmallImageAugment:
         mean = jittered.mean(dim=(1, 2, 3), keepdim=True)
         jittered = ((jittered - mean) * contrast + mean).clamp_(0.0, 1.0)
         x = apply * jittered + (1 - apply) * x
+
+        # BYOL's blur (σ 0.1–2) and solarization, each with its view's probability; the draws
+        # happen only when enabled, so the plain recipe's random stream is unchanged.
+        if self.blur_p > 0:
+            sigma = uniform(0.1, 2.0)
+            blur = (torch.rand(n, generator=gen) < self.blur_p).float().view(n, 1, 1, 1)
+            x = blur * gaussian_blur_batch(x, sigma, self.blur_kernel) + (1 - blur) * x
+        if self.solarize_p > 0:
+            sol = (torch.rand(n, generator=gen) < self.solarize_p).view(n, 1, 1, 1)
+            x = torch.where(sol & (x >= 0.5), 1.0 - x, x)
 
         x = (x - FMNIST_MEAN[0]) / FMNIST_STD[0]
         if self.out_chans != x.shape[1]:

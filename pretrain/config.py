@@ -34,13 +34,25 @@ class MethodConfig:
     proj_layers: int = 3  # SimSiam §3: 3 fc layers
     pred_hidden_dim: int = 512  # predictor bottleneck (SimSiam §3: 512)
     stop_grad: bool = True  # SimSiam §4.1 / Fig. 2
+    # Ablation switches (pretrain/methods/*.py docstrings cite each one's source):
+    predictor: str = "mlp"  # "mlp", "none", "fixed_random", "linear", "bias" (SimSiam Table 1)
+    loss: str = "symmetric"  # "symmetric", "asymmetric", "asymmetric_2x" (SimSiam §4.6)
+    bn: str = (
+        "default"  # "default" (the method's paper), "none", "hidden", "hidden_proj_out", "all"
+    )
+    symmetric_predictor: bool = False  # predictor on both branches (Zhang et al. 2022)
+    mirror: bool = False  # stop-gradient on the predictor's input, not the target (Zhang et al.)
+    # EMA target (BYOL, MoCo v3): m = 1 - (1 - momentum_base)(cos(pi k/K) + 1)/2 per step k.
+    momentum_base: float = 0.996  # BYOL tau_base; 1.0 = a fixed random target (Table 5a)
+    momentum_schedule: str = "cosine"  # "cosine" (to 1) or "constant" (tau_base every step)
+    temperature: float = 1.0  # MoCo v3 InfoNCE tau (ResNet 1.0, ViT 0.2)
 
 
 @dataclass
 class DataConfig:
     dataset: str = "fashion_mnist"  # "fashion_mnist" or "imagefolder"
     root: str = "/usr/share/datasets/fashion-mnist"
-    augment: str = "small"  # "small" (Fashion-MNIST recipe) or "mocov2" (ImageNet)
+    augment: str = "small"  # "small" / "small_byol" (in-memory gray) or "mocov2" / "byol" (PIL)
     img_size: int = 28
     crop_min_scale: float = 0.2  # MoCo v2 RandomResizedCrop scale (0.2, 1)
     num_workers: int = 1
@@ -49,10 +61,13 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"
+    name: str = "sgd"  # "sgd", "lars" (BYOL, MoCo v3 ResNet) or "adamw" (MoCo v3 ViT)
     base_lr: float = 0.05  # SimSiam §4: lr = 0.05 × batch / 256
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    weight_decay_end: float | None = None  # set: cosine from weight_decay to this per step
+    exclude_bias_norm: bool = False  # biases and norm params (1-D): no weight decay, no LARS
+    lars_eta: float = 1e-3  # LARS trust coefficient (BYOL App. C: 1e-3)
     fix_pred_lr: bool = True  # SimSiam Table 1 / repository --fix-pred-lr
     warmup_epochs: float = 0.0  # RECIPES: 10 for batch >= 1024
     schedule: str = "cosine"  # "cosine" or "constant"

@@ -23,7 +23,13 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import ImageFolder
 
-from pretrain.augment import SmallImageAugment, imagenet_eval_transform, mocov2_transform
+from pretrain.augment import (
+    BYOL_VIEWS,
+    SmallImageAugment,
+    byol_transform,
+    imagenet_eval_transform,
+    mocov2_transform,
+)
 from pretrain.config import Config, ConfigError
 
 FMNIST_FILES = {
@@ -177,55 +183,98 @@ class EpochBatchSampler(Sampler[BatchKey]):
 
 
 class TensorTwoViews(Dataset):
-    """Two augmented views of an in-memory uint8 image tensor, one whole batch per key."""
+    """Augmented views of an in-memory uint8 image tensor, one whole batch per key.
 
-    def __init__(self, images: torch.Tensor, augment: SmallImageAugment, seed: int) -> None:
-        self.images, self.augment, self.seed = images, augment, seed
+    ``augments`` holds one augmentation per view (two for the usual pair, two different ones
+    for BYOL's asymmetric pair, four for SimSiam's "asymmetric 2×" loss).
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        augment: SmallImageAugment | list[SmallImageAugment],
+        seed: int,
+    ) -> None:
+        self.images, self.seed = images, seed
+        self.augments = augment if isinstance(augment, list) else [augment, augment]
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, ...]:
         gen = torch.Generator().manual_seed(batch_seed(self.seed, key.epoch, key.index))
         batch = self.images[list(key.indices)]
-        return self.augment(batch, gen), self.augment(batch, gen)
+        return tuple(augment(batch, gen) for augment in self.augments)
 
 
 class FolderTwoViews(Dataset):
-    """Two per-image MoCo v2 views of an ImageFolder, one whole batch per key."""
+    """Per-image views of an ImageFolder (one transform per view), one whole batch per key."""
 
     def __init__(self, folder: ImageFolder, transform, seed: int) -> None:
-        self.folder, self.transform, self.seed = folder, transform, seed
+        self.folder, self.seed = folder, seed
+        self.transforms = transform if isinstance(transform, list) else [transform, transform]
 
     def __len__(self) -> int:
         return len(self.folder)
 
-    def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, torch.Tensor]:
-        views1, views2 = [], []
+    def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, ...]:
+        views: list[list[torch.Tensor]] = [[] for _ in self.transforms]
         for i in key.indices:
             image = _load_image(self.folder.samples[i][0])
             seed = batch_seed(self.seed, key.epoch, i)
             torch.manual_seed(seed)  # torchvision's random transforms draw from these
             random.seed(seed)
-            views1.append(self.transform(image))
-            views2.append(self.transform(image))
-        return torch.stack(views1), torch.stack(views2)
+            for out, transform in zip(views, self.transforms, strict=True):
+                out.append(transform(image))
+        return tuple(torch.stack(v) for v in views)
+
+
+SMALL_AUGMENTS = ("small", "small_byol")
+FOLDER_AUGMENTS = ("mocov2", "byol")
+
+
+def _views(cfg: Config, make) -> list:
+    """One augmentation per view: BYOL's pair differs per view; 4 views for asymmetric 2×."""
+    from pretrain.methods.simsiam import num_views_for
+
+    n = num_views_for(cfg.method.loss)
+    if cfg.data.augment in ("byol", "small_byol"):
+        return [make(**BYOL_VIEWS[i % 2]) for i in range(n)]
+    return [make()] * n
 
 
 def pretrain_dataset(cfg: Config) -> Dataset:
-    """The two-view dataset a config names."""
+    """The multi-view dataset a config names."""
     d = cfg.data
     if d.dataset == "fashion_mnist":
+        if d.augment not in SMALL_AUGMENTS:
+            raise ConfigError(
+                f"data.dataset='fashion_mnist' uses data.augment in {SMALL_AUGMENTS}, "
+                f"got {d.augment!r}"
+            )
         images, _ = load_fashion_mnist(d.root, "train")
-        augment = SmallImageAugment(d.img_size, d.crop_min_scale, out_chans=cfg.model.in_chans)
-        return TensorTwoViews(images, augment, cfg.train.seed)
+
+        def small(**kw) -> SmallImageAugment:
+            extra = {"interpolation": "bicubic"} if d.augment == "small_byol" else {}
+            return SmallImageAugment(
+                d.img_size, d.crop_min_scale, out_chans=cfg.model.in_chans, **extra, **kw
+            )
+
+        return TensorTwoViews(images, _views(cfg, small), cfg.train.seed)
     if d.dataset == "imagefolder":
-        if d.augment != "mocov2":
-            raise ConfigError("data.dataset='imagefolder' uses data.augment='mocov2'")
+        if d.augment not in FOLDER_AUGMENTS:
+            raise ConfigError(
+                f"data.dataset='imagefolder' uses data.augment in {FOLDER_AUGMENTS}, "
+                f"got {d.augment!r}"
+            )
         folder = image_folder(d.root)
-        return FolderTwoViews(
-            folder, mocov2_transform(d.img_size, d.crop_min_scale), cfg.train.seed
-        )
+
+        def pil(**kw):
+            if d.augment == "byol":
+                return byol_transform(d.img_size, d.crop_min_scale, **kw)
+            return mocov2_transform(d.img_size, d.crop_min_scale)
+
+        return FolderTwoViews(folder, _views(cfg, pil), cfg.train.seed)
     raise ConfigError(f"unknown data.dataset {d.dataset!r}; available: fashion_mnist, imagefolder")
 
 

@@ -1,4 +1,14 @@
-"""Optimizers built from the config; SGD with momentum as SimSiam §4 ("Optimizer")."""
+"""Optimizers and parameter groups built from the config.
+
+- ``sgd``: SGD with momentum (SimSiam §4 "Optimizer").
+- ``lars``: ``pretrain.lars.LARS`` (BYOL App. C; MoCo v3 ResNet-50).
+- ``adamw``: AdamW with torch's default betas (MoCo v3 ViT, repository ``main_moco.py``).
+
+Groups come from the method (``param_groups(fix_pred_lr)``: encoder, predictor with
+``fix_lr``); with ``optim.exclude_bias_norm`` each is split in two, and the 1-D parameters
+(biases, BN/LayerNorm weights and biases) go to a ``no_decay`` group: no weight decay and, under
+LARS, no trust ratio (BYOL App. C; MoCo v3 "skipping wd and adaptation for 1-D parameters").
+"""
 
 from __future__ import annotations
 
@@ -6,12 +16,56 @@ import torch
 from torch import nn
 
 from pretrain.config import Config, ConfigError
+from pretrain.lars import LARS
+
+OPTIMIZERS = ("sgd", "lars", "adamw")
+
+
+def is_bias_or_norm(param: torch.Tensor) -> bool:
+    """Biases and norm-layer parameters are the 1-D parameters of these networks."""
+    return param.ndim <= 1
+
+
+def split_bias_and_norm(groups: list[dict]) -> list[dict]:
+    """Each group → itself without its 1-D parameters, plus a ``no_decay`` group of them."""
+    out = []
+    for group in groups:
+        params = list(group["params"])
+        rest = {k: v for k, v in group.items() if k != "params"}
+        decay = [p for p in params if not is_bias_or_norm(p)]
+        no_decay = [p for p in params if is_bias_or_norm(p)]
+        if decay:
+            out.append({**rest, "params": decay})
+        if no_decay:
+            name = f"{group.get('name', 'group')}.no_decay"
+            out.append(
+                {**rest, "name": name, "params": no_decay, "weight_decay": 0.0, "no_decay": True}
+            )
+    return out
+
+
+def build_param_groups(model: nn.Module, cfg: Config) -> list[dict]:
+    """The method's groups (trainable parameters only), split when the recipe says so."""
+    groups = []
+    for group in model.param_groups(cfg.optim.fix_pred_lr):
+        params = [p for p in group["params"] if p.requires_grad]
+        if params:
+            groups.append({**group, "params": params})
+    return split_bias_and_norm(groups) if cfg.optim.exclude_bias_norm else groups
 
 
 def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """SGD(momentum 0.9, weight decay 1e-4 on all parameters) at lr = base_lr × batch/256."""
-    groups = model.param_groups(cfg.optim.fix_pred_lr)
+    """The recipe's optimizer at lr = base_lr × batch/256 over the method's parameter groups."""
     o = cfg.optim
-    if o.name != "sgd":
-        raise ConfigError(f"unknown optimizer {o.name!r}; available: sgd")
-    return torch.optim.SGD(groups, lr=cfg.init_lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    groups = build_param_groups(model, cfg)
+    if o.name == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.init_lr, momentum=o.momentum, weight_decay=o.weight_decay
+        )
+    if o.name == "lars":
+        return LARS(
+            groups, lr=cfg.init_lr, momentum=o.momentum, weight_decay=o.weight_decay, eta=o.lars_eta
+        )
+    if o.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.init_lr, weight_decay=o.weight_decay)
+    raise ConfigError(f"unknown optimizer {o.name!r}; available: {', '.join(OPTIMIZERS)}")

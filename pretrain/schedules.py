@@ -1,9 +1,11 @@
-"""Learning-rate schedules: linear warmup then cosine decay, as in the papers' repositories.
+"""Schedules: lr (linear warmup then cosine), EMA momentum (cosine to 1) and weight decay.
 
 SimSiam's repository (``adjust_learning_rate``) sets, once per epoch,
 ``lr = init_lr · 0.5 · (1 + cos(π · epoch / epochs))`` and leaves groups marked ``fix_lr``
 at ``init_lr`` (SimSiam Table 1: "lr not decayed" for the predictor). ``per_step=True``
 evaluates the same curve at fractional epochs (every step), which short runs prefer.
+BYOL and MoCo v3 raise the target momentum to 1 along a cosine every step
+(``cosine_to_one``); a weight decay can follow ``cosine_between`` (``optim.weight_decay_end``).
 """
 
 from __future__ import annotations
@@ -37,3 +39,34 @@ def apply_lr(optimizer: Optimizer, init_lr: float, lr: float) -> None:
     """Set every group's lr; groups with ``fix_lr`` keep ``init_lr`` (SimSiam repository)."""
     for group in optimizer.param_groups:
         group["lr"] = init_lr if group.get("fix_lr", False) else lr
+
+
+def cosine_to_one(base: float, step: int, total: int) -> float:
+    """BYOL's target decay τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2 (BYOL §3.2; MoCo v3 m).
+
+    τ_0 = τ_base, τ_{K/2} = (1 + τ_base)/2, τ_K = 1.
+    """
+    progress = min(max(step / max(total, 1), 0.0), 1.0)
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def momentum_at(base: float, step: int, total: int, schedule: str = "cosine") -> float:
+    """The EMA momentum at ``step`` of ``total``: cosine to 1, or ``base`` throughout."""
+    if schedule == "cosine":
+        return cosine_to_one(base, step, total)
+    if schedule == "constant":
+        return base
+    raise ValueError(f"unknown momentum schedule {schedule!r}; use 'cosine' or 'constant'")
+
+
+def cosine_between(start: float, end: float, step: int, total: int) -> float:
+    """Cosine from ``start`` at step 0 to ``end`` at step ``total`` (a weight-decay schedule)."""
+    progress = min(max(step / max(total, 1), 0.0), 1.0)
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def apply_weight_decay(optimizer: Optimizer, weight_decay: float) -> None:
+    """Set the weight decay of every group that is not excluded from it."""
+    for group in optimizer.param_groups:
+        if not group.get("no_decay", False):
+            group["weight_decay"] = weight_decay

@@ -24,7 +24,7 @@ from pretrain.data import pretrain_dataset, pretrain_loader
 from pretrain.hooks import Hook
 from pretrain.methods import build_method
 from pretrain.optim import build_optimizer
-from pretrain.schedules import apply_lr, lr_at
+from pretrain.schedules import apply_lr, apply_weight_decay, cosine_between, lr_at, momentum_at
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,6 +131,19 @@ class Trainer:
             schedule=o.schedule,
         )
 
+    def momentum(self) -> float | None:
+        """The EMA target's momentum at this step (BYOL §3.2 schedule); None without a target."""
+        if not hasattr(self.model, "update_target"):
+            return None
+        m = self.cfg.method
+        return momentum_at(m.momentum_base, self.step, self.schedule_steps, m.momentum_schedule)
+
+    def weight_decay(self) -> float:
+        o = self.cfg.optim
+        if o.weight_decay_end is None:
+            return o.weight_decay
+        return cosine_between(o.weight_decay, o.weight_decay_end, self.step, self.schedule_steps)
+
     def fit(self) -> Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
@@ -138,14 +151,19 @@ class Trainer:
             hook.before_train(self)
         loader = pretrain_loader(self.cfg, self.dataset, self.step, self.total_steps)
         self.model.train()
-        for x1, x2 in loader:
+        for views in loader:
             started = time.perf_counter()
             lr = self.lr()
             apply_lr(self.optimizer, self.cfg.init_lr, lr)
-            out = self.train_step(x1, x2)
+            if self.cfg.optim.weight_decay_end is not None:
+                apply_weight_decay(self.optimizer, self.weight_decay())
+            momentum = self.momentum()
+            out = self.train_step(*views, momentum=momentum)
             self.step += 1
             self.train_seconds += time.perf_counter() - started
             self.metrics = {"step": self.step, "epoch": self.epoch, "lr": lr}
+            if momentum is not None:
+                self.metrics["momentum"] = momentum
             self.metrics["loss"] = out["loss"].item()
             if not math.isfinite(self.metrics["loss"]):
                 raise FloatingPointError(
@@ -162,17 +180,26 @@ class Trainer:
             hook.after_train(self)
         return self
 
-    def train_step(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        x1 = x1.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        x2 = x2.to(self.device, non_blocking=True, memory_format=self.memory_format)
+    def train_step(
+        self, *views: torch.Tensor, momentum: float | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Forward all views, backward, optimizer step, then the EMA target update (if any)."""
+        views = tuple(
+            x.to(self.device, non_blocking=True, memory_format=self.memory_format) for x in views
+        )
         amp = (
             torch.autocast(self.device.type, dtype=self.amp_dtype)
             if self.amp_dtype is not None
             else nullcontext()
         )
         with amp:
-            out = self.model(x1, x2)
+            out = self.model(*views)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         self.optimizer.step()
+        update_target = getattr(self.model, "update_target", None)
+        if update_target is not None:
+            if momentum is None:
+                raise ValueError("a method with an EMA target needs the step's momentum")
+            update_target(momentum)
         return out

@@ -6,7 +6,20 @@ As the paper and facebookresearch/simsiam define it:
   ImageNet sizes 2048-2048-2048.
 - predictor h: 2 fc layers, bottleneck 2048-512-2048, BN on the hidden layer only (§3, §4.4).
 - loss: L = D(p1, sg(z2))/2 + D(p2, sg(z1))/2 with D the negative cosine similarity (§3 Eq. 1-4).
-- ``stop_grad=False`` removes the stop-gradient (§4.1, Fig. 2: the run collapses).
+
+Ablation switches (constructor arguments; ``method.*`` in the config):
+- ``stop_grad=False``: no stop-gradient (§4.1, Fig. 2: collapses, 0.1).
+- ``predictor``: ``mlp`` / ``none`` / ``fixed_random`` / ``linear`` / ``bias`` (Table 1 and
+  Zhang et al., "How does SimSiam avoid collapse without negative samples?", ICLR 2022); the
+  constant-lr predictor is ``optim.fix_pred_lr``.
+- ``loss``: ``symmetric`` / ``asymmetric`` (D(p1, sg(z2)) only) / ``asymmetric_2x`` (the
+  asymmetric loss on two pairs of views of each image, averaged) (§4.6: 68.1 / 64.8 / 67.3).
+- ``bn``: ``none`` / ``hidden`` / ``hidden_proj_out`` (default) / ``all`` (Table 3).
+- ``proj_dim``: the output dimension d (§4.5: 256 … 2048).
+- ``symmetric_predictor``: the target is sg(h(z)) too, the predictor on both branches
+  (Zhang et al. §3: collapses).
+- ``mirror``: "Mirror SimSiam", D(h(sg(z1)), z2): the stop-gradient sits on the predictor's
+  input instead of on the target (Zhang et al. §3: collapses).
 """
 
 from __future__ import annotations
@@ -15,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.heads import mlp_head
+from pretrain.heads import bn_layout, build_predictor, mlp_head
+
+LOSS_MODES = ("symmetric", "asymmetric", "asymmetric_2x")
 
 
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -23,8 +38,27 @@ def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return -F.cosine_similarity(p.float(), z.float(), dim=-1).mean()
 
 
+def pairs_for(loss: str, num_views: int) -> list[tuple[int, int, float]]:
+    """(prediction view, target view, weight) of each loss term."""
+    if loss not in LOSS_MODES:
+        raise ValueError(f"unknown loss {loss!r}; use one of {', '.join(LOSS_MODES)}")
+    need = 4 if loss == "asymmetric_2x" else 2
+    if num_views != need:
+        raise ValueError(f"loss {loss!r} needs {need} views per image, got {num_views}")
+    if loss == "symmetric":
+        return [(0, 1, 0.5), (1, 0, 0.5)]
+    if loss == "asymmetric":
+        return [(0, 1, 1.0)]
+    return [(0, 1, 0.5), (2, 3, 0.5)]
+
+
+def num_views_for(loss: str) -> int:
+    """Views per image the data pipeline draws for a loss mode."""
+    return 4 if loss == "asymmetric_2x" else 2
+
+
 class SimSiam(nn.Module):
-    """Backbone + projector + predictor; ``forward(x1, x2)`` returns the loss and the outputs."""
+    """Backbone + projector + predictor; ``forward(*views)`` returns the loss and the outputs."""
 
     def __init__(
         self,
@@ -35,33 +69,59 @@ class SimSiam(nn.Module):
         proj_layers: int = 3,
         pred_hidden_dim: int = 512,
         stop_grad: bool = True,
+        predictor: str = "mlp",
+        loss: str = "symmetric",
+        bn: str = "hidden_proj_out",
+        symmetric_predictor: bool = False,
+        mirror: bool = False,
     ) -> None:
         super().__init__()
+        if mirror and not stop_grad:
+            raise ValueError("mirror=True moves the stop-gradient; it needs stop_grad=True")
+        if mirror and symmetric_predictor:
+            raise ValueError("mirror and symmetric_predictor are separate ablations; pick one")
+        pairs_for(loss, num_views_for(loss))  # validates the name
+        layout = bn_layout(bn)
         feat_dim = backbone.num_features
         self.backbone = backbone
         self.projector = mlp_head(
             [feat_dim] + [proj_hidden_dim] * (proj_layers - 1) + [proj_dim],
-            bn_hidden=True,
-            bn_last=True,
+            bn_hidden=layout["hidden"],
+            bn_last=layout["proj_out"],
             bn_last_affine=False,
-            freeze_last_bias=True,
+            freeze_last_bias=layout["proj_out"],
         )
-        self.predictor = mlp_head([proj_dim, pred_hidden_dim, proj_dim], bn_hidden=True)
+        self.predictor = build_predictor(
+            predictor,
+            proj_dim,
+            pred_hidden_dim,
+            bn_hidden=layout["hidden"],
+            bn_last=layout["pred_out"],
+        )
         self.stop_grad = stop_grad
+        self.loss_mode = loss
+        self.symmetric_predictor = symmetric_predictor
+        self.mirror = mirror
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        h1, h2 = self.backbone(x1), self.backbone(x2)  # (N, F)
-        z1, z2 = self.projector(h1), self.projector(h2)  # (N, D)
-        p1, p2 = self.predictor(z1), self.predictor(z2)  # (N, D)
-        t1, t2 = (z1.detach(), z2.detach()) if self.stop_grad else (z1, z2)
-        loss = negative_cosine(p1, t2) / 2 + negative_cosine(p2, t1) / 2
-        return {"loss": loss, "z": z1.detach(), "h": h1.detach()}
+    def forward(self, *views: torch.Tensor) -> dict[str, torch.Tensor]:
+        pairs = pairs_for(self.loss_mode, len(views))
+        hs = [self.backbone(x) for x in views]  # (N, F) each
+        zs = [self.projector(h) for h in hs]  # (N, D) each
+        ps = [self.predictor(z.detach() if self.mirror else z) for z in zs]  # (N, D) each
+        targets = ps if self.symmetric_predictor else zs
+        if self.stop_grad and not self.mirror:
+            targets = [t.detach() for t in targets]
+        loss = sum(w * negative_cosine(ps[i], targets[j]) for i, j, w in pairs)
+        return {"loss": loss, "z": zs[0].detach(), "h": hs[0].detach()}
 
     def param_groups(self, fix_pred_lr: bool) -> list[dict]:
         """SGD groups; with ``fix_pred_lr`` the predictor keeps the initial lr (Table 1, 68.1)."""
-        encoder = [p for n, p in self.named_parameters() if not n.startswith("predictor.")]
-        predictor = list(self.predictor.parameters())
+        encoder = [*self.backbone.parameters(), *self.projector.parameters()]
         return [
-            {"name": "encoder", "params": [p for p in encoder if p.requires_grad]},
-            {"name": "predictor", "params": predictor, "fix_lr": fix_pred_lr},
+            {"name": "encoder", "params": encoder},
+            {
+                "name": "predictor",
+                "params": list(self.predictor.parameters()),
+                "fix_lr": fix_pred_lr,
+            },
         ]

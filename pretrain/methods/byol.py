@@ -1,0 +1,103 @@
+"""BYOL (Grill et al., "Bootstrap Your Own Latent", arXiv 2006.07733).
+
+- online network: backbone + projector + predictor; target network: backbone + projector whose
+  weights ξ are an EMA of the online weights θ, ξ ← τξ + (1 − τ)θ after every step (§3.1),
+  with τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2 (§3.2; ``pretrain.schedules.cosine_to_one``).
+- projector and predictor: Linear 4096 → BN → ReLU → Linear 256, no BN on the output (§3.3).
+- loss: ‖q̄ − z̄'‖² = 2 − 2·cos(q, sg(z')), symmetrized by summing the two view orders
+  (§3.1 Eq. 2, L^BYOL = L + L̃).
+
+Ablation switches: ``momentum_base`` (Table 5a: 0.99 → 72.5, 0 → 0.3 collapse; 1.0 keeps the
+target at its random init, 18.8), ``momentum_schedule='constant'`` (τ = τ_base every step, so
+τ_base = 0 means no momentum at all), ``predictor`` (``pretrain.heads.build_predictor``),
+``loss`` (symmetric / asymmetric), ``bn`` (SimSiam Table 3 layouts; BYOL's own is ``hidden``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrain.ema import ema_update_
+from pretrain.heads import bn_layout, build_predictor, mlp_head
+
+
+def byol_loss(q: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """mean_i ‖q_i/‖q_i‖ − z_i/‖z_i‖‖² = mean_i (2 − 2·cos(q_i, z_i)) (BYOL Eq. 2), in fp32."""
+    return (2.0 - 2.0 * F.cosine_similarity(q.float(), z.float(), dim=-1)).mean()
+
+
+class BYOL(nn.Module):
+    """Online backbone + projector + predictor; EMA target backbone + projector."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        proj_dim: int = 256,
+        proj_hidden_dim: int = 4096,
+        pred_hidden_dim: int = 4096,
+        predictor: str = "mlp",
+        loss: str = "symmetric",
+        bn: str = "hidden",
+    ) -> None:
+        super().__init__()
+        if loss not in ("symmetric", "asymmetric"):
+            raise ValueError(f"BYOL's loss is 'symmetric' or 'asymmetric', got {loss!r}")
+        layout = bn_layout(bn)
+        self.backbone = backbone
+        self.projector = mlp_head(
+            [backbone.num_features, proj_hidden_dim, proj_dim],
+            bn_hidden=layout["hidden"],
+            bn_last=layout["proj_out"],
+            hidden_bias=True,
+        )
+        self.predictor = build_predictor(
+            predictor,
+            proj_dim,
+            pred_hidden_dim,
+            bn_hidden=layout["hidden"],
+            bn_last=layout["pred_out"],
+        )
+        self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.loss_mode = loss
+
+    def online(self) -> nn.ModuleList:
+        return nn.ModuleList([self.backbone, self.projector])
+
+    def target(self) -> nn.ModuleList:
+        return nn.ModuleList([self.target_backbone, self.target_projector])
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
+        h1, h2 = self.backbone(x1), self.backbone(x2)  # (N, F)
+        z1, z2 = self.projector(h1), self.projector(h2)  # (N, D)
+        q1 = self.predictor(z1)  # (N, D)
+        with torch.no_grad():
+            t2 = self.target_projector(self.target_backbone(x2))  # (N, D)
+        loss = byol_loss(q1, t2)
+        if self.loss_mode == "symmetric":
+            q2 = self.predictor(z2)
+            with torch.no_grad():
+                t1 = self.target_projector(self.target_backbone(x1))
+            loss = loss + byol_loss(q2, t1)
+        return {"loss": loss, "z": z1.detach(), "h": h1.detach()}
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """ξ ← τξ + (1 − τ)θ (BYOL §3.1), after the optimizer step."""
+        ema_update_(self.target(), self.online(), momentum)
+
+    def param_groups(self, fix_pred_lr: bool) -> list[dict]:
+        """Online parameters only; the target is never optimized."""
+        return [
+            {"name": "encoder", "params": list(self.online().parameters())},
+            {
+                "name": "predictor",
+                "params": list(self.predictor.parameters()),
+                "fix_lr": fix_pred_lr,
+            },
+        ]
