@@ -1,0 +1,429 @@
+"""The collapse-ablation benchmark: ``python pretrain/ablate.py [--variants a,b] [--seeds 0,1,2]``.
+
+Runs a named matrix of ablation variants (``MATRIX``) of SimSiam, BYOL and MoCo v3 on the
+embedded Fashion-MNIST default, several seeds each, and writes one JSON result record per run
+under ``--out`` (default ``leaderboards/results/ablation/``), then prints a table and draws
+``ablation.png`` (final z-std × √d against kNN on z, one point per run).
+
+Every run is short so the whole matrix fits a CPU: the Fashion-MNIST recipe of its method with
+a narrow backbone (ResNet-18 at width 16), small heads, batch 128 and ``--steps`` steps
+(default 300) whose schedules span exactly those steps. kNN top-1 (k 20, T 0.07, cosine) is
+measured on a fixed bank of 5,000 training images and 1,000 test queries, on the backbone
+features h and on the projector output z, at step 0 (the random-init baseline: the very
+weights the run starts from) and at the end.
+
+Each variant carries the claim it tests (RECIPES.md, "claims the ablation benchmark checks"):
+- ``collapse``: z-std × √d < 0.2 and kNN on z within 10 points of chance (10%);
+- ``no_collapse``: z-std × √d > 0.5 and kNN on h above the same run's random-init kNN on h.
+The record says whether the claim reproduced at this scale, and which part failed if not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python pretrain/ablate.py`
+
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from pretrain.config import Config, load_config  # noqa: E402
+from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog  # noqa: E402
+from pretrain.train import Trainer  # noqa: E402
+
+CHANCE = 10.0  # Fashion-MNIST has 10 balanced classes
+COLLAPSED_BELOW = 0.2  # z-std × √d
+HEALTHY_ABOVE = 0.5
+NEAR_CHANCE = 10.0  # points above chance still counted as "at chance"
+BATCH = 128
+DEFAULT_OUT = Path("leaderboards/results/ablation")
+
+# The narrow, short version of each method's Fashion-MNIST recipe (one run ≈ 1 CPU-minute).
+FAST = [
+    "model.width=16",
+    f"train.batch_size={BATCH}",
+    "train.precision='bf16'",
+    "train.threads=1",  # 2 threads on a shared 2-core machine ran 15x slower
+    "train.log_every=50",
+    "train.ckpt_every=0",
+    "data.num_workers=0",
+    "monitor.every=25",
+    "monitor.knn_bank=5000",
+    "monitor.knn_queries=1000",
+    "monitor.knn_every_epochs=1000",  # measured at step 0 and at the end only
+]
+HEADS = {
+    "simsiam": ["method.proj_dim=256", "method.proj_hidden_dim=256", "method.pred_hidden_dim=64"],
+    "byol": ["method.proj_dim=64", "method.proj_hidden_dim=256", "method.pred_hidden_dim=256"],
+    "mocov3": ["method.proj_dim=64", "method.proj_hidden_dim=256", "method.pred_hidden_dim=256"],
+}
+RECIPE = {
+    "simsiam": "simsiam_resnet18_fmnist",
+    "byol": "byol_resnet18_fmnist",
+    "mocov3": "mocov3_resnet18_fmnist",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the matrix: a method, config overrides, and the claim it tests."""
+
+    name: str
+    method: str
+    overrides: list[str] = field(default_factory=list)
+    expect: str = "no_collapse"  # "collapse" or "no_collapse"
+    claim: str = ""
+    source: str = ""
+
+
+MATRIX: list[Variant] = [
+    Variant(
+        "simsiam",
+        "simsiam",
+        ["optim.fix_pred_lr=false"],
+        "no_collapse",
+        "SimSiam baseline (predictor lr decayed with the rest) does not collapse",
+        "SimSiam Table 1 (67.7)",
+    ),
+    Variant(
+        "no_stop_grad",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.stop_grad=false"],
+        "collapse",
+        "without stop-gradient the output collapses",
+        "SimSiam §4.1, Fig. 2 (0.1)",
+    ),
+    Variant(
+        "no_predictor",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.predictor='none'"],
+        "collapse",
+        "without a predictor the output collapses",
+        "SimSiam Table 1 (0.1)",
+    ),
+    Variant(
+        "fixed_random_predictor",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.predictor='fixed_random'"],
+        "collapse",
+        "a predictor fixed at its random init collapses",
+        "SimSiam Table 1 (1.5)",
+    ),
+    Variant(
+        "pred_const_lr",
+        "simsiam",
+        ["optim.fix_pred_lr=true"],
+        "no_collapse",
+        "a predictor kept at the initial lr works",
+        "SimSiam Table 1 (68.1); Su 2020",
+    ),
+    Variant(
+        "linear_predictor",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.predictor='linear'"],
+        "no_collapse",
+        "a single linear predictor suffices (de-correlation)",
+        "Zhang et al., ICLR 2022",
+    ),
+    Variant(
+        "bias_predictor",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.predictor='bias'"],
+        "no_collapse",
+        "a bias-only predictor suffices to avoid complete collapse (de-centering)",
+        "Zhang et al., ICLR 2022",
+    ),
+    Variant(
+        "symmetric_predictor",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.symmetric_predictor=true"],
+        "collapse",
+        "the predictor on both branches collapses",
+        "Zhang et al., ICLR 2022",
+    ),
+    Variant(
+        "mirror",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.mirror=true"],
+        "collapse",
+        "Mirror SimSiam (stop-gradient on the predictor input) collapses",
+        "Zhang et al., ICLR 2022",
+    ),
+    Variant(
+        "bn_none",
+        "simsiam",
+        ["optim.fix_pred_lr=false", "method.bn='none'"],
+        "no_collapse",
+        "no BN in the heads trains poorly but does not collapse",
+        "SimSiam Table 3 (34.6)",
+    ),
+    Variant(
+        "byol_tau0.99",
+        "byol",
+        ["method.momentum_base=0.99"],
+        "no_collapse",
+        "BYOL with tau_base 0.99 does not collapse",
+        "BYOL Table 5a (72.5)",
+    ),
+    Variant(
+        "byol_tau0",
+        "byol",
+        ["method.momentum_base=0.0", "method.momentum_schedule='constant'"],
+        "collapse",
+        "BYOL without momentum (tau = 0) collapses",
+        "BYOL Table 5a (0.3)",
+    ),
+    Variant(
+        "mocov3",
+        "mocov3",
+        [],
+        "no_collapse",
+        "MoCo v3 (contrastive, negatives in the batch) does not collapse",
+        "MoCo v3 §3",
+    ),
+]
+BY_NAME = {v.name: v for v in MATRIX}
+
+
+def build_config(variant: Variant, seed: int, steps: int, data_root: str | None) -> Config:
+    """The variant's config: its method's recipe, made narrow and short, then its overrides."""
+    steps_per_epoch = 60000 // BATCH
+    overrides = [
+        *FAST,
+        *HEADS[variant.method],
+        f"train.seed={seed}",
+        f"train.epochs={steps / steps_per_epoch!r}",  # the schedules span exactly `steps`
+        f"train.max_steps={steps}",
+        "optim.warmup_epochs=0.0",
+        *variant.overrides,
+    ]
+    if data_root:
+        overrides.append(f"data.root={data_root}")
+    return load_config(RECIPE[variant.method], overrides)
+
+
+def judge(expect: str, rec: dict) -> tuple[bool, list[str]]:
+    """Whether the run agrees with the variant's claim, and the failed parts in words."""
+    failed = []
+    z, knn_z = rec["z_std_sqrt_d"], rec["knn_z"]
+    if expect == "collapse":
+        if not z < COLLAPSED_BELOW:
+            failed.append(f"z-std x sqrt(d) {z:.3f} is not < {COLLAPSED_BELOW}")
+        if not knn_z <= CHANCE + NEAR_CHANCE:
+            failed.append(f"kNN on z {knn_z:.1f}% is not within {NEAR_CHANCE:g} points of chance")
+    else:
+        if not z > HEALTHY_ABOVE:
+            failed.append(f"z-std x sqrt(d) {z:.3f} is not > {HEALTHY_ABOVE}")
+        if not rec["knn_h"] > rec["init_knn_h"]:
+            failed.append(
+                f"kNN on h {rec['knn_h']:.1f}% is not above random init {rec['init_knn_h']:.1f}%"
+            )
+    return not failed, failed
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_variant(
+    variant: Variant, seed: int, steps: int, out_dir: Path, data_root: str | None = None
+) -> dict:
+    """Train one (variant, seed), write its result record, and return it."""
+    cfg = build_config(variant, seed, steps, data_root)
+    run_dir = out_dir / "runs" / f"{variant.name}-seed{seed}"
+    if run_dir.exists():  # a fresh run every time: no resume from an older matrix
+        for p in sorted(run_dir.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+    started = time.perf_counter()
+    collapse = CollapseMonitor()
+    trainer = Trainer(cfg, run_dir, [collapse, KnnMonitor(), MetricsLog()])
+    trainer.fit()
+    wall = time.perf_counter() - started
+    rows = [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines() if r]
+    init = rows[0]
+    final = {k: v for row in rows for k, v in row.items()}  # latest value of every metric
+    rec = {
+        "kind": "collapse_ablation",
+        "method": variant.method,
+        "variant": variant.name,
+        "seed": seed,
+        "overrides": variant.overrides,
+        "claim": variant.claim,
+        "source": variant.source,
+        "expect": variant.expect,
+        "steps": trainer.step,
+        "batch_size": cfg.train.batch_size,
+        "knn_z": final["knn_z"],
+        "knn_h": final["knn_h"],
+        "init_knn_z": init["knn_z"],
+        "init_knn_h": init["knn_h"],
+        "chance": CHANCE,
+        "z_std_sqrt_d": final["z_std_sqrt_d"],
+        "effective_rank": final["rankme"],
+        "m_o": final["m_o"],
+        "m_r": final["m_r"],
+        "loss": final["loss"],
+        "collapsed": bool(final["collapsed"]),
+        "wall_seconds": wall,
+        "train_seconds": trainer.train_seconds,
+        "knn_protocol": {"bank": cfg.monitor.knn_bank, "queries": cfg.monitor.knn_queries,
+                         "k": cfg.monitor.knn_k, "t": cfg.monitor.knn_t},
+        "config": cfg.to_dict(),
+        "git_sha": git_sha(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    rec["reproduced"], rec["not_reproduced_because"] = judge(variant.expect, rec)
+    path = out_dir / f"{variant.method}-{variant.name}-seed{seed}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rec, indent=2) + "\n")
+    os.replace(tmp, path)  # atomic
+    return rec
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per variant: means over seeds and how many seeds reproduced the claim."""
+    rows = []
+    for name in dict.fromkeys(r["variant"] for r in records):
+        rs = [r for r in records if r["variant"] == name]
+
+        def mean(key: str, rs=rs) -> float:
+            return statistics.fmean(r[key] for r in rs)
+
+        rows.append(
+            {
+                "variant": name,
+                "method": rs[0]["method"],
+                "expect": rs[0]["expect"],
+                "seeds": len(rs),
+                "z_std_sqrt_d": mean("z_std_sqrt_d"),
+                "effective_rank": mean("effective_rank"),
+                "m_o": mean("m_o"),
+                "knn_z": mean("knn_z"),
+                "knn_h": mean("knn_h"),
+                "init_knn_h": mean("init_knn_h"),
+                "collapsed": sum(r["collapsed"] for r in rs),
+                "reproduced": sum(r["reproduced"] for r in rs),
+                "wall_seconds": mean("wall_seconds"),
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (
+        f"{'variant':<24} {'claim':<12} {'seeds':>5} {'z·√d':>6} {'rank':>6} {'m_o':>5} "
+        f"{'kNN z':>6} {'kNN h':>6} {'init h':>6} {'collapsed':>9} {'reproduced':>10} {'s/run':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        n = r["seeds"]
+        lines.append(
+            f"{r['variant']:<24} {r['expect']:<12} {n:>5} {r['z_std_sqrt_d']:>6.3f} "
+            f"{r['effective_rank']:>6.1f} {r['m_o']:>5.2f} {r['knn_z']:>6.1f} {r['knn_h']:>6.1f} "
+            f"{r['init_knn_h']:>6.1f} {r['collapsed']:>5}/{n:<3} {r['reproduced']:>6}/{n:<3} "
+            f"{r['wall_seconds']:>6.0f}"
+        )
+    lines.append(
+        f"chance 10%; collapse = z·√d < {COLLAPSED_BELOW} and kNN z <= chance + {NEAR_CHANCE:g}; "
+        f"no_collapse = z·√d > {HEALTHY_ABOVE} and kNN h > init h (means over seeds)"
+    )
+    return "\n".join(lines)
+
+
+def plot(records: list[dict], path: Path) -> Path:
+    """kNN on z against final z-std × √d, one marker per run, colored by claim."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 6))
+    names = list(dict.fromkeys(r["variant"] for r in records))
+    cmap = plt.get_cmap("tab20")
+    for i, name in enumerate(names):
+        rs = [r for r in records if r["variant"] == name]
+        marker = "x" if rs[0]["expect"] == "collapse" else "o"
+        ax.scatter(
+            [r["z_std_sqrt_d"] for r in rs],
+            [r["knn_z"] for r in rs],
+            color=cmap(i % 20),
+            marker=marker,
+            label=f"{name} ({rs[0]['expect']})",
+        )
+    ax.axvline(COLLAPSED_BELOW, color="gray", ls="--", lw=0.8)
+    ax.axvline(HEALTHY_ABOVE, color="gray", ls=":", lw=0.8)
+    ax.axhline(CHANCE + NEAR_CHANCE, color="gray", ls="--", lw=0.8)
+    ax.set_xlabel("final z-std × √d (1 = spread, 0 = collapsed)")
+    ax.set_ylabel("kNN top-1 on z (%)")
+    ax.set_title("Collapse ablation on Fashion-MNIST (x: claimed to collapse, o: not)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", default="all", help="comma-separated names, or 'all'")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result records folder")
+    p.add_argument("--data", help="Fashion-MNIST folder (default: the recipes' data.root)")
+    p.add_argument("--list", action="store_true", help="print the matrix and exit")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.list:
+        for v in MATRIX:
+            print(f"{v.name:<24} {v.method:<8} {v.expect:<12} {v.source}: {' '.join(v.overrides)}")
+        return []
+    names = [v.name for v in MATRIX] if args.variants == "all" else args.variants.split(",")
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; available: {', '.join(BY_NAME)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    jobs = [(BY_NAME[n], s) for n in names for s in seeds]
+    records = []
+    bar = tqdm(jobs, desc="ablation", unit="run", position=0)
+    for variant, seed in bar:
+        bar.set_postfix_str(f"{variant.name} seed {seed}")
+        rec = run_variant(variant, seed, args.steps, args.out, args.data)
+        records.append(rec)
+        verdict = "reproduced" if rec["reproduced"] else "NOT reproduced"
+        tqdm.write(
+            f"{variant.name} seed {seed}: z·√d {rec['z_std_sqrt_d']:.3f}, kNN z "
+            f"{rec['knn_z']:.1f}%, kNN h {rec['knn_h']:.1f}% (init {rec['init_knn_h']:.1f}%), "
+            f"{rec['wall_seconds']:.0f} s -> claim '{variant.expect}' {verdict}"
+        )
+    table = format_table(summarize(records))
+    print(table)
+    (args.out / "table.txt").write_text(table + "\n")
+    png = plot(records, args.out / "ablation.png")
+    print(f"records: {args.out}/*.json  table: {args.out}/table.txt  plot: {png}")
+    return records
+
+
+if __name__ == "__main__":
+    main()
