@@ -1,4 +1,4 @@
-"""SimSiam training-step throughput: this project's SimSiam against lightly's, same backbone.
+"""Training-step throughput: this project's SimSiam, BYOL and MoCo v3 against lightly's.
 
 Method
 ------
@@ -16,6 +16,16 @@ training iteration does: forward both views, the loss, ``zero_grad``, ``backward
   same dimensions (projection features → proj_hidden → proj_dim, predictor proj_dim →
   pred_hidden → proj_dim), plain eager fp32 in the contiguous memory format, and the same SGD
   hyper-parameters (lr = base_lr × B/256, momentum, weight decay).
+
+``--method byol``: lightly's ``BYOLProjectionHead``, ``BYOLPredictionHead``,
+``NegativeCosineSimilarity`` (as 2 + 2·D, summed over both view orders, the same objective),
+``update_momentum`` on deep-copied target backbone and projector, and lightly's ``LARS`` with the
+recipe's lr, momentum, weight decay and trust coefficient (weight decay 0, and with it no
+adaptation, for 1-D parameters, as the recipe). ``--method mocov3``: lightly's
+``MoCoProjectionHead(num_layers=2, batch_norm=True)`` as projector, ``BYOLPredictionHead`` as
+the predictor (MoCo v3's ResNet predictor has no output BN), ``update_momentum``, lightly's
+``LARS``; lightly ships no MoCo v3 loss, so that side computes the same InfoNCE × 2τ inline.
+Both sides of BYOL and MoCo v3 do the target forward and the EMA update inside the step.
 
 Both are warmed up, then timed alternately: each round times ``--steps-per-round`` steps of
 each (which one goes first alternates between rounds), and the report gives every round, the
@@ -39,6 +49,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -67,11 +78,27 @@ from pretrain.train import Trainer, autocast_dtype  # noqa: E402
 try:
     import lightly
     from lightly.loss import NegativeCosineSimilarity
-    from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
+    from lightly.models.modules import (
+        BYOLPredictionHead,
+        BYOLProjectionHead,
+        MoCoProjectionHead,
+        SimSiamPredictionHead,
+        SimSiamProjectionHead,
+    )
+    from lightly.models.utils import update_momentum
+    from lightly.utils.lars import LARS as LightlyLARS
 except ImportError as e:  # the project's `bench` extra
     raise SystemExit("lightly is not installed: pip install -e '.[bench]'") from e
 
-RECIPES = {"resnet18": "simsiam_resnet18_fmnist", "resnet50": "simsiam_resnet50_in1k"}
+RECIPES = {
+    ("simsiam", "resnet18"): "simsiam_resnet18_fmnist",
+    ("simsiam", "resnet50"): "simsiam_resnet50_in1k",
+    ("byol", "resnet18"): "byol_resnet18_fmnist",
+    ("byol", "resnet50"): "byol_resnet50_in1k_100ep",
+    ("mocov3", "resnet18"): "mocov3_resnet18_fmnist",
+    ("mocov3", "resnet50"): "mocov3_resnet50_in1k_100ep",
+}
+MOMENTUM = 0.99  # a fixed EMA momentum for the timed steps of both sides
 
 Step = Callable[[], Any]
 
@@ -104,7 +131,11 @@ def ours_step(
         memory_format=memory_format,
         amp_dtype=autocast_dtype(cfg.train.precision, device),
     )
-    return lambda: Trainer.train_step(state, x1, x2), model  # type: ignore[arg-type]
+    momentum = MOMENTUM if hasattr(model, "update_target") else None
+    return (
+        lambda: Trainer.train_step(state, x1, x2, momentum=momentum),  # type: ignore[arg-type]
+        model,
+    )
 
 
 class LightlySimSiam(nn.Module):
@@ -151,6 +182,79 @@ def lightly_step(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        return loss
+
+    return step, model
+
+
+class LightlyEMA(nn.Module):
+    """lightly's BYOL or MoCo v3 model (heads from lightly) with deep-copied target networks."""
+
+    def __init__(self, backbone: nn.Module, method: str, cfg: Config) -> None:
+        super().__init__()
+        m = cfg.method
+        feats = backbone.num_features
+        self.backbone = backbone
+        if method == "byol":
+            self.projection_head = BYOLProjectionHead(feats, m.proj_hidden_dim, m.proj_dim)
+        else:
+            self.projection_head = MoCoProjectionHead(
+                feats, m.proj_hidden_dim, m.proj_dim, num_layers=m.proj_layers, batch_norm=True
+            )
+        self.prediction_head = BYOLPredictionHead(m.proj_dim, m.pred_hidden_dim, m.proj_dim)
+        self.backbone_momentum = copy.deepcopy(backbone).requires_grad_(False)
+        self.projection_head_momentum = copy.deepcopy(self.projection_head).requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prediction_head(self.projection_head(self.backbone(x).flatten(start_dim=1)))
+
+    def forward_momentum(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
+
+
+def lightly_ema_step(
+    cfg: Config,
+    device: torch.device,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    amp_dtype: torch.dtype | None,
+    method: str,
+) -> tuple[Step, nn.Module]:
+    """lightly's BYOL / MoCo v3 pieces on a fresh backbone of the same spec, LARS, EMA update."""
+    model = LightlyEMA(create_backbone(cfg.model), method, cfg).to(device)
+    model.train()
+    o = cfg.optim
+    online = [p for n, p in model.named_parameters() if "momentum" not in n]
+    groups = [
+        {"params": [p for p in online if p.ndim > 1], "weight_decay": o.weight_decay},
+        {"params": [p for p in online if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    optimizer = LightlyLARS(
+        groups, lr=cfg.init_lr, momentum=o.momentum, trust_coefficient=o.lars_eta
+    )
+    criterion = NegativeCosineSimilarity()
+    tau = cfg.method.temperature
+
+    def moco_loss(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        labels = torch.arange(q.shape[0], device=q.device)
+        return F.cross_entropy(q @ k.T / tau, labels) * (2 * tau)
+
+    def step() -> torch.Tensor:
+        amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+        with amp:
+            p1, p2 = model(x1), model(x2)
+            with torch.no_grad():
+                t1, t2 = model.forward_momentum(x1), model.forward_momentum(x2)
+            if method == "byol":  # 2 − 2cos = 2 + 2·D, summed over both view orders
+                loss = 4.0 + 2.0 * (criterion(p1, t2) + criterion(p2, t1))
+            else:
+                loss = moco_loss(p1.float(), t2.float()) + moco_loss(p2.float(), t1.float())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        update_momentum(model.backbone, model.backbone_momentum, MOMENTUM)
+        update_momentum(model.projection_head, model.projection_head_momentum, MOMENTUM)
         return loss
 
     return step, model
@@ -251,9 +355,10 @@ def device_name(device: torch.device) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", choices=["simsiam", "byol", "mocov3"], default="simsiam")
     p.add_argument(
         "--model",
-        choices=sorted(RECIPES),
+        choices=["resnet18", "resnet50"],
         default="resnet18",
         help="resnet18: the Fashion-MNIST recipe; resnet50: the ImageNet recipe",
     )
@@ -302,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides.append(f"train.precision={args.precision}")
     if args.channels_last is not None:
         overrides.append(f"train.channels_last={str(args.channels_last).lower()}")
-    cfg = load_config(RECIPES[args.model], overrides)
+    cfg = load_config(RECIPES[(args.method, args.model)], overrides)
     ours_amp = autocast_dtype(cfg.train.precision, device)
     lightly_amp = torch.bfloat16 if args.lightly_precision == "bf16" else None
     size, chans, batch = cfg.data.img_size, cfg.model.in_chans, cfg.train.batch_size
@@ -313,12 +418,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     ours, ours_model = ours_step(cfg, device, x1, x2)
     torch.manual_seed(args.seed)
-    theirs, lightly_model = lightly_step(cfg, device, x1, x2, lightly_amp)
+    if args.method == "simsiam":
+        theirs, lightly_model = lightly_step(cfg, device, x1, x2, lightly_amp)
+    else:
+        theirs, lightly_model = lightly_ema_step(cfg, device, x1, x2, lightly_amp, args.method)
     sides = {"ours": ours, "lightly": theirs}
     params = {"ours": num_params(ours_model), "lightly": num_params(lightly_model)}
 
     spec = cfg.model
-    print("SimSiam training-step throughput (images/s = batch / step time; a pair = 1 image)")
+    print(
+        f"{args.method} training-step throughput (images/s = batch / step time; a pair = 1 image)"
+    )
     print(
         f"  device   {device_name(device)}, torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}"
@@ -404,6 +514,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     result = {
         "config": {
+            "method_name": args.method,
             "model": args.model,
             "recipe": cfg.recipe,
             "backbone": cfg.to_dict()["model"],

@@ -45,6 +45,7 @@ COLLAPSED_BELOW = 0.2  # z-std × √d
 HEALTHY_ABOVE = 0.5
 NEAR_CHANCE = 10.0  # points above chance still counted as "at chance"
 BATCH = 128
+TRAIN_IMAGES = 60000  # Fashion-MNIST's training split
 DEFAULT_OUT = Path("leaderboards/results/ablation")
 
 # The narrow, short version of each method's Fashion-MNIST recipe (one run ≈ 1 CPU-minute).
@@ -196,7 +197,7 @@ BY_NAME = {v.name: v for v in MATRIX}
 
 def build_config(variant: Variant, seed: int, steps: int, data_root: str | None) -> Config:
     """The variant's config: its method's recipe, made narrow and short, then its overrides."""
-    steps_per_epoch = 60000 // BATCH
+    steps_per_epoch = TRAIN_IMAGES // BATCH
     overrides = [
         *FAST,
         *HEADS[variant.method],

@@ -1,0 +1,62 @@
+"""The collapse-ablation benchmark: claims judged by hand, one record per run, the matrix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pretrain import ablate
+from pretrain.ablate import BY_NAME, MATRIX, judge
+
+
+def rec(z, knn_z, knn_h=80.0, init_h=75.0) -> dict:
+    return {"z_std_sqrt_d": z, "knn_z": knn_z, "knn_h": knn_h, "init_knn_h": init_h}
+
+
+def test_judge_collapse_needs_low_std_and_knn_near_chance():
+    assert judge("collapse", rec(0.1, 19.0)) == (True, [])
+    ok, why = judge("collapse", rec(0.13, 74.0))  # the residual still ranks neighbours
+    assert not ok and why == ["kNN on z 74.0% is not within 10 points of chance"]
+    ok, why = judge("collapse", rec(0.3, 15.0))
+    assert not ok and "0.300 is not < 0.2" in why[0]
+
+
+def test_judge_no_collapse_needs_spread_and_a_gain_over_random_init():
+    assert judge("no_collapse", rec(0.9, 60.0, 76.0, 75.0)) == (True, [])
+    ok, why = judge("no_collapse", rec(0.9, 60.0, 74.0, 75.0))
+    assert not ok and "not above random init 75.0%" in why[0]
+    assert not judge("no_collapse", rec(0.4, 60.0))[0]
+
+
+def test_matrix_covers_the_claims_of_the_recipes():
+    collapse = {v.name for v in MATRIX if v.expect == "collapse"}
+    healthy = {v.name for v in MATRIX if v.expect == "no_collapse"}
+    assert {"no_stop_grad", "no_predictor", "fixed_random_predictor", "symmetric_predictor",
+            "mirror"} <= collapse  # fmt: skip
+    assert {"simsiam", "pred_const_lr", "linear_predictor", "byol_tau0.99", "mocov3"} <= healthy
+    assert len(BY_NAME) == len(MATRIX)
+
+
+def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
+    monkeypatch.setattr(ablate, "FAST", [*ablate.FAST, "monitor.knn_bank=256",
+                                         "monitor.knn_queries=64", "train.batch_size=64"])  # fmt: skip
+    monkeypatch.setattr(ablate, "BATCH", 64)
+    monkeypatch.setattr(ablate, "TRAIN_IMAGES", 512)
+    out = tmp_path / "results"
+    r = ablate.run_variant(BY_NAME["no_stop_grad"], 0, 2, out, str(tiny_fmnist))
+    on_disk = json.loads((out / "simsiam-no_stop_grad-seed0.json").read_text())
+    assert on_disk == json.loads(json.dumps(r))
+    for key in ("method", "variant", "seed", "knn_z", "knn_h", "init_knn_z", "init_knn_h",
+                "z_std_sqrt_d", "effective_rank", "m_o", "collapsed", "steps", "wall_seconds",
+                "reproduced", "not_reproduced_because", "claim", "source"):  # fmt: skip
+        assert key in on_disk, key
+    assert on_disk["steps"] == 2 and on_disk["config"]["method"]["stop_grad"] is False
+    assert on_disk["reproduced"] == (not on_disk["not_reproduced_because"])
+    table = ablate.format_table(ablate.summarize([r]))
+    assert "no_stop_grad" in table and "collapse" in table
+
+
+def test_unknown_variant_is_named(capsys):
+    with pytest.raises(SystemExit, match="available: simsiam"):
+        ablate.main(["--variants", "no_such_thing", "--seeds", "0"])
