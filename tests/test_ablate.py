@@ -39,8 +39,8 @@ def test_matrix_covers_the_claims_of_the_recipes():
 
 
 def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
-    monkeypatch.setattr(ablate, "FAST", [*ablate.FAST, "monitor.knn_bank=256",
-                                         "monitor.knn_queries=64", "train.batch_size=64"])  # fmt: skip
+    small = ["monitor.knn_bank=256", "monitor.knn_queries=64", "train.batch_size=64"]
+    monkeypatch.setattr(ablate, "FAST", [*ablate.FAST, *small])
     monkeypatch.setattr(ablate, "BATCH", 64)
     monkeypatch.setattr(ablate, "TRAIN_IMAGES", 512)
     out = tmp_path / "results"
