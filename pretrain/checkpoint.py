@@ -11,6 +11,7 @@ import errno
 import os
 import random
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,27 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+# Method keys that change the objective or the target's dynamics, not the parameter shapes.
+NOT_ARCHITECTURE = {
+    "stop_grad",
+    "loss",
+    "symmetric_predictor",
+    "mirror",
+    "momentum_base",
+    "momentum_schedule",
+    "temperature",
+}
+
+
 def architecture_of(config: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a config that decide the parameter shapes."""
-    method = {k: v for k, v in config["method"].items() if k != "stop_grad"}
-    return {"model": config["model"], "method": method}
+    """The parts of a config that decide the parameter shapes (missing keys: their defaults)."""
+    from hub.backbones import BackboneSpec
+    from pretrain.config import MethodConfig
+
+    model = {**asdict(BackboneSpec()), **config["model"]}
+    method = {**asdict(MethodConfig()), **config["method"]}
+    method = {k: v for k, v in method.items() if k not in NOT_ARCHITECTURE}
+    return {"model": model, "method": method}
 
 
 def load_checkpoint(path: Path, model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:

@@ -82,3 +82,14 @@ def test_resume_is_exact(tiny_fmnist, tmp_path):
     sa, sb = straight.optimizer.state_dict()["state"], second.optimizer.state_dict()["state"]
     for i in sa:
         assert torch.equal(sa[i]["momentum_buffer"], sb[i]["momentum_buffer"])
+
+
+def test_older_config_without_the_new_switches_has_the_same_architecture(tiny_fmnist):
+    from pretrain.checkpoint import architecture_of
+
+    cfg = tiny_config(tiny_fmnist).to_dict()
+    first_keys = ("name", "proj_dim", "proj_hidden_dim", "proj_layers", "pred_hidden_dim")
+    older = {**cfg, "method": {k: v for k, v in cfg["method"].items() if k in first_keys}}
+    assert architecture_of(older) == architecture_of(cfg)
+    changed = {**cfg, "method": {**cfg["method"], "predictor": "linear"}}
+    assert architecture_of(changed) != architecture_of(cfg)
