@@ -175,3 +175,30 @@ def test_mlp_head_hidden_bias_option():
     head = mlp_head([8, 16, 4], bn_hidden=True, hidden_bias=True)
     assert head[0].bias is not None and isinstance(head[1], nn.BatchNorm1d)
     assert mlp_head([8, 16, 4])[0].bias is None
+
+
+def test_trainer_follows_a_weight_decay_schedule_and_spares_no_decay_groups(tiny_fmnist, tmp_path):
+    from pretrain.train import Trainer
+
+    cfg = tiny_config(
+        tiny_fmnist,
+        "optim.exclude_bias_norm=true",
+        "optim.weight_decay=0.04",
+        "optim.weight_decay_end=0.4",
+        "train.max_steps=3",
+        "monitor.knn_every_epochs=0",
+    )
+    trainer = Trainer(cfg, tmp_path / "run")
+    seen = []
+    step = trainer.train_step
+
+    def spy(*views, momentum=None):
+        seen.append({g["name"]: g["weight_decay"] for g in trainer.optimizer.param_groups})
+        return step(*views, momentum=momentum)
+
+    trainer.train_step = spy
+    trainer.fit()
+    K = trainer.schedule_steps
+    for k, wds in enumerate(seen):
+        assert wds["encoder"] == pytest.approx(cosine_between(0.04, 0.4, k, K))
+        assert wds["encoder.no_decay"] == 0.0
