@@ -3,17 +3,25 @@
 Five runs of ``pretrain/ablate.py``'s matrix at seed 0 (300 steps each, the narrow recipe;
 a few minutes on 2 CPU cores): the SimSiam baseline, the constant-lr predictor, and the three
 variants the paper says collapse (no stop-gradient, no predictor, fixed random predictor).
-Each claim is asserted as the benchmark judges it (``ablate.judge``). A claim that does not
-reproduce at this scale is marked ``xfail(strict=True)`` with the figures the benchmark
-measured, so it turns into a failure the day it starts to hold; what does hold at this scale
-is asserted beside it.
+Each claim is asserted in the two parts the benchmark judges (``ablate.judge``): the spread
+z-std × √d and kNN. A part that does not reproduce at this scale is marked
+``xfail(strict=True)`` with the figures the benchmark measured at seed 0 (runs use one thread
+and fixed seeds, so they repeat on one machine), and turns into a failure the day it holds;
+what does hold at this scale (the center share m_o and the effective rank) is asserted beside.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pretrain.ablate import BY_NAME, judge, run_variant
+from pretrain.ablate import (
+    BY_NAME,
+    CHANCE,
+    COLLAPSED_BELOW,
+    HEALTHY_ABOVE,
+    NEAR_CHANCE,
+    run_variant,
+)
 
 STEPS = 300
 VARIANTS = ("simsiam", "pred_const_lr", "no_stop_grad", "no_predictor", "fixed_random_predictor")
@@ -35,43 +43,57 @@ def records(tmp_path_factory) -> dict[str, dict]:
     return recs
 
 
+def not_yet(why: str):
+    return pytest.mark.xfail(strict=True, reason=f"not reproduced at 300 CPU steps: {why}")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["simsiam", "pred_const_lr"])
-def test_baseline_and_constant_lr_predictor_do_not_collapse(records, name):
-    ok, why = judge("no_collapse", records[name])
-    assert ok, why
+def test_baseline_and_constant_lr_predictor_keep_their_spread(records, name):
+    assert records[name]["z_std_sqrt_d"] > HEALTHY_ABOVE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "simsiam",
+        pytest.param(
+            "pred_const_lr",
+            marks=not_yet("kNN on h 73.6% equals the random init's 73.6% (seed 0)"),
+        ),
+    ],
+)
+def test_baseline_and_constant_lr_predictor_beat_random_init(records, name):
+    assert records[name]["knn_h"] > records[name]["init_knn_h"]
 
 
 @pytest.mark.slow
 def test_removing_stop_gradient_or_predictor_shrinks_the_spread(records):
-    """What holds at 300 steps: the spread of z falls far below the baseline's."""
+    """What holds at 300 steps: z is mostly its batch center, with one direction left."""
     base = records["simsiam"]["z_std_sqrt_d"]
     for name in ("no_stop_grad", "no_predictor"):
         assert records[name]["z_std_sqrt_d"] < 0.4 * base, name
-        assert records[name]["m_o"] > 0.9, name  # z is mostly its batch center
-        assert records[name]["effective_rank"] < 3.0, name  # one direction left
+        assert records[name]["m_o"] > 0.9, name
+        assert records[name]["effective_rank"] < 3.0, name
 
 
-NOT_YET = (
-    "not reproduced at 300 CPU steps (narrow ResNet-18, batch 128): z-std x sqrt(d) falls to "
-    "0.23-0.31 but not below 0.2, and kNN on z stays near 60% (chance 10%); see BENCHMARKS.md"
-)
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=NOT_YET)
-@pytest.mark.parametrize("name", ["no_stop_grad", "no_predictor"])
-def test_removing_stop_gradient_or_predictor_collapses(records, name):
-    ok, why = judge("collapse", records[name])
-    assert ok, why
+COLLAPSING = [
+    pytest.param("no_stop_grad", marks=not_yet("z-std x sqrt(d) 0.233, kNN on z 58.5% (seed 0)")),
+    pytest.param("no_predictor", marks=not_yet("z-std x sqrt(d) 0.268, kNN on z 60.7% (seed 0)")),
+    pytest.param(
+        "fixed_random_predictor", marks=not_yet("z-std x sqrt(d) 0.864, kNN on z 67.2% (seed 0)")
+    ),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="not reproduced at 300 CPU steps: a fixed random predictor keeps z-std x sqrt(d) "
-    "near 0.8 and kNN on z near 60%; see BENCHMARKS.md",
-)
-def test_fixed_random_predictor_collapses(records):
-    ok, why = judge("collapse", records["fixed_random_predictor"])
-    assert ok, why
+@pytest.mark.parametrize("name", COLLAPSING)
+def test_collapsing_variants_lose_their_spread(records, name):
+    assert records[name]["z_std_sqrt_d"] < COLLAPSED_BELOW
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", COLLAPSING)
+def test_collapsing_variants_fall_to_chance_on_z(records, name):
+    assert records[name]["knn_z"] <= CHANCE + NEAR_CHANCE
