@@ -64,6 +64,7 @@ def final_knn_report(model: torch.nn.Module, cfg: Config, device: torch.device) 
     random_init = backbone_knn(init, cfg, train, test, "random init", device)
     pixels = raw_pixel_knn(cfg, train, test)
     return {
+        "method": cfg.method.name,
         "protocol": {
             "bank": f"fashion_mnist train ({len(train[1])})",
             "queries": f"fashion_mnist test ({len(test[1])})",
@@ -82,7 +83,7 @@ def format_report(report: dict) -> str:
     p = report["protocol"]
     lines = [
         f"kNN top-1, k={p['k']} T={p['t']}, bank {p['bank']}, queries {p['queries']}:",
-        f"  SimSiam (trained)         {r['trained']:6.2f}%",
+        f"  {report.get('method', 'simsiam') + ' (trained)':<26}{r['trained']:6.2f}%",
         f"  same arch, random init    {r['random_init']:6.2f}%",
         f"  raw pixels                {r['raw_pixels']:6.2f}%",
         f"  gain over random init     {report['gain_over_random_init']:+6.2f} points",
