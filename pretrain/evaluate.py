@@ -18,6 +18,7 @@ from pretrain.data import labelled_split
 from pretrain.knn import embed, knn_top1
 from pretrain.methods import build_method
 
+DISPLAY = {"simsiam": "SimSiam", "byol": "BYOL", "mocov3": "MoCo v3"}
 Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 1, 28, 28), labels (N,)
 
 
@@ -83,7 +84,7 @@ def format_report(report: dict) -> str:
     p = report["protocol"]
     lines = [
         f"kNN top-1, k={p['k']} T={p['t']}, bank {p['bank']}, queries {p['queries']}:",
-        f"  {report.get('method', 'simsiam') + ' (trained)':<26}{r['trained']:6.2f}%",
+        f"  {DISPLAY.get(report.get('method', ''), 'SimSiam') + ' (trained)':<26}{r['trained']:6.2f}%",
         f"  same arch, random init    {r['random_init']:6.2f}%",
         f"  raw pixels                {r['raw_pixels']:6.2f}%",
         f"  gain over random init     {report['gain_over_random_init']:+6.2f} points",
