@@ -82,9 +82,10 @@ def final_knn_report(model: torch.nn.Module, cfg: Config, device: torch.device) 
 def format_report(report: dict) -> str:
     r = report["knn_top1"]
     p = report["protocol"]
+    name = DISPLAY.get(report.get("method", ""), "SimSiam")
     lines = [
         f"kNN top-1, k={p['k']} T={p['t']}, bank {p['bank']}, queries {p['queries']}:",
-        f"  {DISPLAY.get(report.get('method', ''), 'SimSiam') + ' (trained)':<26}{r['trained']:6.2f}%",
+        f"  {name + ' (trained)':<26}{r['trained']:6.2f}%",
         f"  same arch, random init    {r['random_init']:6.2f}%",
         f"  raw pixels                {r['raw_pixels']:6.2f}%",
         f"  gain over random init     {report['gain_over_random_init']:+6.2f} points",
