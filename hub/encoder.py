@@ -169,11 +169,27 @@ class Encoder(
         backbone: nn.Module | None = None,
     ) -> Encoder:
         """An encoder of ``spec``; with ``backbone`` given, it carries that module's weights."""
-        encoder = cls(encoder_config(spec, ssl, num_features=0))
+        config = encoder_config(spec, ssl, num_features=0)
+        encoder = cls(config) if backbone is None else cls.for_loading(config)
         encoder.config["num_features"] = encoder.backbone.num_features
         if backbone is not None:
             encoder.load_backbone_state(backbone.state_dict(), source="the given backbone")
         return encoder
+
+    @classmethod
+    def for_loading(cls, config: dict[str, Any]) -> Encoder:
+        """An encoder whose weights are about to be loaded: built on the meta device, then
+        given uninitialised CPU storage, so no time goes into a random init that the strict
+        load overwrites. Falls back to a normal build when the backbone has state outside
+        its state dict (non-persistent buffers), which a load would not fill."""
+        with torch.device("meta"):
+            encoder = cls(config)
+        persistent = set(encoder.backbone.state_dict())
+        named = [n for n, _ in encoder.backbone.named_parameters()]
+        named += [n for n, _ in encoder.backbone.named_buffers()]
+        if not set(named) <= persistent:
+            return cls(config)
+        return encoder.to_empty(device="cpu")
 
     @property
     def num_features(self) -> int:
@@ -257,7 +273,7 @@ class Encoder(
                 f"{model_id} has no config.json; an encoder folder holds config.json and "
                 f"{WEIGHTS_NAME} (write one with Encoder.save_pretrained or hub/publish.py)"
             )
-        model = cls(**model_kwargs)
+        model = cls.for_loading(**model_kwargs)
         if os.path.isdir(model_id):
             weights = Path(model_id) / WEIGHTS_NAME
             if not weights.is_file():

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from hub.backbones import BackboneSpec
-from hub.encoder import Encoder, EncoderLoadError
+from hub.encoder import Encoder, EncoderLoadError, encoder_config
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,9 @@ def import_checkpoint(
     if config is not None:
         ssl.setdefault("recipe_name", config.get("recipe"))
         ssl.setdefault("recipe", config)
-    encoder = Encoder.from_spec(spec, ssl=ssl)
+    config = encoder_config(spec, ssl, num_features=0)
+    encoder = Encoder.for_loading(config)
+    encoder.config["num_features"] = encoder.backbone.num_features
     encoder.load_backbone_state(encoder_state, source=f"a {layout.name} checkpoint")
     encoder.eval()
     return encoder, ImportReport(layout.name, spec, len(encoder_state), dropped)
