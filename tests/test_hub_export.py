@@ -1,4 +1,4 @@
-"""detectron2 export: every key of torchvision's and timm's resnet50, names as detectron2 expects."""
+"""detectron2 export: torchvision's and timm's resnet50, named as detectron2 expects."""
 
 from __future__ import annotations
 
