@@ -247,8 +247,16 @@ class Encoder(
         (save_directory / CONFIG_NAME).write_text(text)
         (save_directory / "README.md").write_text(model_card(self.config))
 
-    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> str | None:
-        """Write ``model.safetensors``, ``config.json`` and ``README.md`` (always regenerated)."""
+    def save_pretrained(
+        self, save_directory: str | Path, *, config: dict | None = None, **kwargs: Any
+    ) -> str | None:
+        """Write ``model.safetensors``, ``config.json`` and ``README.md`` (always regenerated).
+
+        The encoder's own config is what gets written; ``config`` (which ``push_to_hub``
+        passes along) must be that config or None.
+        """
+        if config is not None and config != self.config:
+            raise ValueError("an Encoder saves its own config; set encoder.config instead")
         (Path(save_directory) / "README.md").unlink(missing_ok=True)
         return super().save_pretrained(save_directory, config=self.config, **kwargs)
 

@@ -24,7 +24,7 @@ if __name__ == "__main__":  # `python hub/publish.py` from a checkout
 
 from hub.encoder import Encoder  # noqa: E402
 from hub.importer import import_checkpoint  # noqa: E402
-from hub.zoo import ZooModel, published_path, record_published  # noqa: E402
+from hub.zoo import AUTHORS, ZooModel, published_path, record_published  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_TAGS = {"fashion_mnist": "fmnist", "imagefolder": "in1k", "imagenet": "in1k"}
@@ -116,6 +116,12 @@ def build_encoder(
     ids = {repo_id, str(source), str(source.resolve()), source.name}
     results = run_results(run_dir) + result_records(results_dir, ids)
     entry = repo_id.split("/")[-1].replace("-", "_").replace(".", "_")
+    taken = {r.entry: r.name for r in AUTHORS}
+    if entry in taken:
+        raise ValueError(
+            f"the torch.hub entry {entry!r} (from the repo name) is the zoo's {taken[entry]}; "
+            "choose another repo name"
+        )
     row = ZooModel(
         name=tag,
         entry=entry,
@@ -198,8 +204,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"  {f}  {n:,} bytes")
         return out
     if args.push:
+        from huggingface_hub.errors import HfHubHTTPError
+
         message = args.message or f"Publish {row.name} from {args.source.name}"
-        revision = push(folder, args.repo_id, message, private=args.private)
+        try:
+            revision = push(folder, args.repo_id, message, private=args.private)
+        except HfHubHTTPError as e:
+            raise SystemExit(
+                f"error: pushing {folder} to {args.repo_id} failed: {e}\nThe folder is intact; "
+                "log in with `hf auth login` or set HF_TOKEN (a token with write access), then "
+                "run the same command again."
+            ) from e
         revisions = _revisions_of(row.name) + [revision]
         path = record_published(dataclasses.replace(row, revision=revision), revisions=revisions)
         print(f"pushed {args.repo_id} at revision {revision}; recorded in {path}")
@@ -220,6 +235,6 @@ def _revisions_of(name: str) -> list[str]:
 if __name__ == "__main__":
     try:
         main()
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

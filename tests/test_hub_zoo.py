@@ -85,3 +85,26 @@ def test_rows_and_names() -> None:
     assert zoo.get("mocov3_vit_small").spec.num_heads == 12
     with pytest.raises(ZooError, match="available: resnet50.simsiam_100ep_in1k"):
         zoo.get("resnet50.nope")
+
+
+def test_torch_hub_entry_pretrained_converts_a_hand_placed_release(tmp_path: Path, monkeypatch):
+    """The real row and entry: the file placed where the error message says, then
+    ``torch.hub.load(..., "simsiam_resnet50", pretrained=True)`` converts and caches it."""
+    torch.manual_seed(8)
+    src = torchvision.models.resnet50()
+    src.fc = nn.Identity()
+    state = {f"module.encoder.{k}": v for k, v in src.state_dict().items()}
+    state["module.encoder.fc.0.weight"] = torch.randn(16, 2048)
+    monkeypatch.setenv("SIAMHUB_CACHE", str(tmp_path / "cache"))
+    row = zoo.get("simsiam_resnet50")
+    placed = tmp_path / "cache" / "downloads" / Path(row.url).name
+    placed.parent.mkdir(parents=True)
+    torch.save({"epoch": 100, "state_dict": state}, placed)
+
+    repo = Path(__file__).resolve().parents[1]
+    model = torch.hub.load(str(repo), "simsiam_resnet50", source="local", pretrained=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), src.eval()(x))
+    assert (tmp_path / "cache" / row.name / "model.safetensors").is_file()
+    assert model.ssl["results"][0]["metrics"]["top1"] == 68.1
