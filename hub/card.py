@@ -40,11 +40,11 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
         tags=sorted({"self-supervised", "siamhub", "image-feature-extraction", "timm", method}),
         datasets=[DATASETS.get(dataset, dataset)],
     )
-    repo = repo_id or ssl.get("repo_id") or "<org>/<name>"
+    repo = repo_id or ssl.get("repo_id")
     title, arxiv = PAPERS.get(method, (method, None))
     paper = f"[{title}](https://arxiv.org/abs/{arxiv})" if arxiv else title
     lines = [
-        f"# {ssl.get('name', repo)}",
+        f"# {ssl.get('name') or repo or config['architecture']}",
         "",
         f"A {config['architecture']} encoder (backbone only, {config['num_features']}-d pooled "
         f"features) pretrained with **{method}** ({paper}) on {dataset}.",
@@ -101,8 +101,11 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _usage(config: dict[str, Any], repo: str) -> list[str]:
+def _usage(config: dict[str, Any], repo: str | None) -> list[str]:
+    """Copy-paste loading code; a folder not yet on the Hub is loaded by its path."""
     ssl = config.get("ssl", {})
+    where = repo or "path/to/this/folder"
+    timm_name = f"hf-hub:{repo}" if repo else "local-dir:path/to/this/folder"
     entry = ssl.get("hub_entry")
     c, h, w = config["pretrained_cfg"]["input_size"]
     lines = ["```python", "import torch", ""]
@@ -115,11 +118,16 @@ def _usage(config: dict[str, Any], repo: str) -> list[str]:
     lines += [
         "# Encoder.from_pretrained (a checkout of siamhub on the path)",
         "from hub.encoder import Encoder",
-        f'model = Encoder.from_pretrained("{repo}")',
+        f'model = Encoder.from_pretrained("{where}")',
         f"features = model(torch.randn(1, {c}, {h}, {w}))  # (1, {config['num_features']})",
     ]
     if ssl.get("timm_compatible", True):
-        lines += ["", "# timm alone", "import timm", f'model = timm.create_model("hf-hub:{repo}")']
+        lines += [
+            "",
+            "# timm alone",
+            "import timm",
+            f'model = timm.create_model("{timm_name}", pretrained=True)',
+        ]
     lines += ["```"]
     if not ssl.get("timm_compatible", True):
         lines += [
@@ -127,14 +135,14 @@ def _usage(config: dict[str, Any], repo: str) -> list[str]:
             "This backbone uses siamhub's small-image stem or width scaling, which timm's own "
             "constructor cannot express: load it with `Encoder.from_pretrained` or torch.hub.",
         ]
-    if config["architecture"].startswith("resnet"):
+    if config["architecture"] == "resnet50" and ssl.get("timm_compatible", True):
         lines += [
             "",
             "detectron2 (R50-C4 / FPN; `MODEL.WEIGHTS` takes the .pkl, with `RESNETS.STRIDE_IN_1X1 "
             'False`, `INPUT.FORMAT "RGB"` and torchvision mean/std as pixel statistics):',
             "",
             "```bash",
-            f"python hub/export.py {repo} encoder_d2.pkl",
+            f"python hub/export.py {where} encoder_d2.pkl",
             "```",
         ]
     return lines

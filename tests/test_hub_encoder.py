@@ -56,7 +56,9 @@ def test_round_trip_is_bitwise_and_timm_loads_the_folder(kind: str, tmp_path: Pa
     assert config["num_features"] == encoder.num_features and config["num_classes"] == 0
     assert config["pretrained_cfg"]["input_size"][0] == 3
     assert config["ssl"]["method"] == "simsiam" and config["ssl"]["backbone"]["name"] == spec.name
-    assert (tmp_path / "README.md").read_text().startswith("---\n")
+    card = (tmp_path / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: timm" in card
+    assert 'timm.create_model("local-dir:path/to/this/folder", pretrained=True)' in card
 
 
 def test_missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
