@@ -156,6 +156,11 @@ class Encoder(
         spec = spec_from_config(config)
         if spec is not None:
             self.backbone = create_backbone(spec)
+        elif "architecture" not in config:
+            raise EncoderLoadError(
+                f"config.json names no architecture (keys: {sorted(config)}); an encoder config "
+                "has timm's 'architecture' and 'model_args' (and siamhub's 'ssl' block)"
+            )
         else:  # a plain timm hub config: architecture + model_args
             args = {**config.get("model_args", {}), "num_classes": 0}
             self.backbone = timm.create_model(config["architecture"], pretrained=False, **args)
@@ -276,7 +281,18 @@ class Encoder(
     ) -> Encoder:
         if not strict:
             raise ValueError("Encoder.from_pretrained always loads strictly; drop strict=False")
-        if "config" not in model_kwargs or model_kwargs["config"] is None:
+        if model_kwargs.get("config") is None and not os.path.isdir(model_id):
+            # The mixin swallows the download error of config.json; fetch it again so that
+            # the client's own error (repo or revision not found, no connection) surfaces.
+            hf_hub_download(
+                repo_id=model_id,
+                filename=CONFIG_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        if model_kwargs.get("config") is None:
             raise EncoderLoadError(
                 f"{model_id} has no config.json; an encoder folder holds config.json and "
                 f"{WEIGHTS_NAME} (write one with Encoder.save_pretrained or hub/publish.py)"

@@ -121,3 +121,22 @@ def test_torch_hub_builds_every_zoo_entry() -> None:
     real = torch.hub.load(str(REPO), "simsiam_resnet50", source="local", pretrained=False)
     with torch.no_grad():
         assert real.eval()(torch.randn(1, 3, 64, 64)).isfinite().all()
+
+
+def test_a_folder_that_is_not_an_encoder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(EncoderLoadError, match="names no architecture"):
+        Encoder.from_pretrained(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(EncoderLoadError, match="no config.json"):
+        Encoder.from_pretrained(tmp_path)
+
+
+def test_plain_timm_config_loads(tmp_path: Path) -> None:
+    """A timm hub folder without the ssl block (e.g. a supervised timm model) loads too."""
+    model = timm.create_model("resnet18", num_classes=0).eval()
+    timm.models.save_for_hf(model, tmp_path, safe_serialization=True)  # timm's own writer
+    loaded = Encoder.from_pretrained(tmp_path)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
