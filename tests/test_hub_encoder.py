@@ -140,3 +140,14 @@ def test_plain_timm_config_loads(tmp_path: Path) -> None:
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.slow
+def test_torch_hub_builds_every_zoo_entry_for_real() -> None:
+    """The same entries with real storage and random inits (ViT-B alone takes seconds)."""
+    for row in models():
+        model = torch.hub.load(str(REPO), row.entry, source="local", pretrained=False).eval()
+        size = model.config["pretrained_cfg"]["input_size"][1]
+        with torch.no_grad():
+            out = model(torch.randn(1, 3, size, size))
+        assert out.shape == (1, model.num_features) and out.isfinite().all()
