@@ -196,3 +196,12 @@ def wrap_ddp(model: nn.Module, device: torch.device, ignore: Iterable[str] = ())
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, skipped)
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def broadcast_object(obj: object) -> object:
+    """Rank 0's ``obj`` on every rank (a run directory name, say); ``obj`` without a group."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
