@@ -27,7 +27,7 @@ from pretrain.hooks import Checkpointer, default_hooks
 from pretrain.summary import write_summary
 from pretrain.train import Trainer
 from slurm import dist as sdist
-from slurm.signals import StepGuard
+from slurm.signals import StepGuard, ignore_sigterm
 
 EVENTS = "job_events.jsonl"
 
@@ -63,6 +63,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
         started = time.perf_counter()
         cfg, run = from_dict(config), Path(run_dir)
         env = sdist.init_distributed(cfg.train.device)
+        ignore_sigterm()  # so that the requeue command survives a preemption's SIGTERM
         guard = StepGuard().install()  # in front of submitit's USR2 handler
         try:
             self._trainer = trainer = Trainer(cfg, run, default_hooks(), step_guard=guard)

@@ -64,3 +64,13 @@ class StepGuard:
             if self.pending is not None:
                 pending, self.pending = self.pending, None
                 self._deliver(*pending)
+
+
+def ignore_sigterm() -> None:
+    """Ignore SIGTERM at the OS level, in this process and the commands it starts.
+
+    On preemption Slurm sends SIGTERM together with USR2 (SIGKILL follows after the grace
+    time). submitit's Python handler only logs SIGTERM, but the ``scontrol requeue`` child that
+    its USR2 handler runs would die of it; SIG_IGN, unlike a Python handler, is inherited.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
