@@ -119,7 +119,7 @@ def submit(cfg: Config, args: argparse.Namespace) -> dict | None:
     print(f"  run directory: {run_dir}", flush=True)
     if not (args.wait or cluster == "local"):  # a local job ends with this process: wait
         return {"job_id": job.job_id, "run_dir": str(run_dir)}
-    summary = job.result()
+    summary = job.results()[0]  # rank 0 writes the summary; the other ranks return None
     print(f"job {job.job_id} finished: {summary['steps']} steps, summary in {run_dir}")
     return summary
 

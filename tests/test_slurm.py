@@ -186,3 +186,17 @@ def test_a_failing_job_reports_its_error_to_the_submitter(slurm_cluster, tmp_pat
         job.result()
     assert "DataError" in str(err.value) and "no-such-data" in str(err.value)
     assert "apt-get install dataset-fashion-mnist" in str(err.value)  # the fix travels too
+
+
+def test_two_task_job_trains_with_gloo_as_one_process_would(slurm_cluster, tiny_fmnist, tmp_path):
+    """submitit's TorchDistributedEnvironment -> gloo, SyncBN, DDP: 2 tasks × B/2 == 1 × B."""
+    case = ("train.max_steps=4", "train.threads=1", "train.channels_last=false")
+    cfg = tiny_config(tiny_fmnist, *case, "monitor.knn_every_epochs=0", "eval.final_knn=false")
+    expected = Trainer(cfg, tmp_path / "single").fit().model.state_dict()
+    res = resolve("cpu", tasks_per_node=2, cpus_per_task=1, mem="2G", time="10", partition="debug")
+    ex = make_executor(tmp_path / "jobs", res, "slurm")
+    job = ex.submit(PretrainJob(), cfg.to_dict(), str(tmp_path / "run"))
+    summaries = job.results()
+    assert summaries[1] is None and summaries[0]["world_size"] == 2
+    got = final_weights(tmp_path / "run")
+    assert max((got[k].double() - expected[k].double()).abs().max().item() for k in got) < 1e-5
