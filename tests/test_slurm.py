@@ -103,7 +103,8 @@ def test_tiny_pretraining_job_via_the_cli(slurm_cluster, tiny_fmnist, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "pretrain/run.py", "--slurm", "cpu", "--partition", "debug"]
     cmd += ["--cpus", "1", "--mem", "2G", "--time", "10", "--wait", "--run-dir", str(run)]
-    cmd += ["--data", str(tiny_fmnist), *TINY, "train.max_steps=6", "eval.final_knn=false"]
+    cmd += ["--data", str(tiny_fmnist), *TINY, "train.max_steps=6", "train.threads=1"]
+    cmd += ["eval.final_knn=false"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     job_id = proc.stdout.split("submitted job ")[1].split()[0]
@@ -162,6 +163,7 @@ def test_job_array_of_four_configs(slurm_cluster, tiny_fmnist, tmp_path):
         tiny_config(
             tiny_fmnist,
             "train.max_steps=2",
+            "train.threads=1",
             f"train.seed={s}",
             "eval.final_knn=false",
             "monitor.knn_every_epochs=0",
