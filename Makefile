@@ -7,7 +7,7 @@ FMNIST ?= /usr/share/datasets/fashion-mnist
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench data venv
+.PHONY: demo test test-slow lint bench data venv tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,13 +31,24 @@ data:
 	echo "(train-images-idx3-ubyte.gz, ...) in a folder and run with FMNIST=/that/folder." >&2; \
 	exit 1
 
+# git: the hub tests serve local git repositories through a Hub mirror (olah, in the dev extra).
+tools:
+	@command -v git >/dev/null && exit 0; \
+	if command -v apt-get >/dev/null; then \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  echo "git missing: installing Debian's git"; \
+	  $$SUDO apt-get install -y -q git >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q git >/dev/null; } && exit 0; \
+	fi; \
+	echo "git not found: install it (Debian: apt-get install git); the hub tests need it" >&2; exit 1
+
 demo: $(STAMP) data
 	$(PY) pretrain/run.py data.root=$(FMNIST)
 
-test: $(STAMP) data
+test: $(STAMP) data tools
 	FMNIST=$(FMNIST) $(PY) -m pytest -m "not slow and not gpu" -q
 
-test-slow: $(STAMP) data
+test-slow: $(STAMP) data tools
 	FMNIST=$(FMNIST) $(PY) -m pytest -m "slow" -q
 
 lint: $(STAMP)

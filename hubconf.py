@@ -1,12 +1,16 @@
-"""torch.hub entry points.
+"""torch.hub entry points: one per zoo model (``hub/zoo.py``), plus the backbone factory.
 
-The zoo's entries (``simsiam_resnet50``, ``mocov3_vit_small``, ...) arrive with the hub issue;
-until then torch.hub exposes the backbone factory so the architectures load by name.
+``torch.hub.load("<owner>/siamhub", "simsiam_resnet50", pretrained=True)`` downloads the authors'
+checkpoint on first use, converts and caches it; ``pretrained=False`` builds the architecture.
+``torch.hub.list`` shows every entry; each entry's docstring states its headline results.
 """
 
-dependencies = ["torch", "timm"]
+dependencies = ["torch", "timm", "huggingface_hub", "safetensors"]
 
 from hub.backbones import BackboneSpec, create_backbone  # noqa: E402
+from hub.zoo import hub_entries  # noqa: E402
+
+globals().update(hub_entries())
 
 
 def backbone(name: str = "resnet50", **spec):

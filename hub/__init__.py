@@ -1,1 +1,1 @@
-"""The model zoo: backbones (timm), and — as the hub issue lands — Encoder, zoo, import/export."""
+"""The model hub: backbones (timm), Encoder, zoo, checkpoint import/export, publishing."""

@@ -23,7 +23,11 @@ import torch
 from torch import nn
 
 RESNETS = {"resnet18": "resnet18", "resnet50": "resnet50"}
-VITS = {"vit_small": "vit_small_patch16_224", "vit_base": "vit_base_patch16_224"}
+VITS = {
+    "vit_tiny": "vit_tiny_patch16_224",  # test-size ViT (5.7M parameters); not a paper backbone
+    "vit_small": "vit_small_patch16_224",
+    "vit_base": "vit_base_patch16_224",
+}
 STEMS = ("imagenet", "small")
 
 

@@ -128,21 +128,32 @@ class SmallImageAugment:
         self.solarize_p = solarize_p
         self.interpolation = interpolation
 
-    def __call__(self, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, gen: torch.Generator, offset: int = 0, total: int = 0
+    ) -> torch.Tensor:
+        """Augment ``images``, rows ``offset ..`` of a global batch of ``total`` (0: this batch).
+
+        The random parameters are drawn for the whole global batch and sliced, so an image gets
+        the same view whichever process (rank) augments it.
+        """
         n = images.shape[0]
+        total = total or n
         x = images.float().div_(255.0)  # (N, 1, H, W) in [0, 1]
 
+        def rand() -> torch.Tensor:
+            return torch.rand(total, generator=gen)[offset : offset + n]
+
         def uniform(lo: float, hi: float) -> torch.Tensor:
-            return torch.rand(n, generator=gen) * (hi - lo) + lo
+            return rand() * (hi - lo) + lo
 
         # RandomResizedCrop: area share s, aspect ratio r; sides in units of the image side.
         area = uniform(self.crop_min_scale, 1.0)
         ratio = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
         w = torch.sqrt(area * ratio).clamp(max=1.0)
         h = torch.sqrt(area / ratio).clamp(max=1.0)
-        cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - w)
-        cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - h)
-        flip = torch.where(torch.rand(n, generator=gen) < self.flip_p, -1.0, 1.0)
+        cx = (rand() * 2 - 1) * (1 - w)
+        cy = (rand() * 2 - 1) * (1 - h)
+        flip = torch.where(rand() < self.flip_p, -1.0, 1.0)
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0] = w * flip
         theta[:, 0, 2] = cx
@@ -155,7 +166,7 @@ class SmallImageAugment:
         ).clamp_(0.0, 1.0)  # bicubic overshoots
 
         # Brightness and contrast jitter, applied together with probability jitter_p.
-        apply = (torch.rand(n, generator=gen) < self.jitter_p).float().view(n, 1, 1, 1)
+        apply = (rand() < self.jitter_p).float().view(n, 1, 1, 1)
         j = self.jitter
         bright = uniform(1 - j, 1 + j).view(n, 1, 1, 1)
         contrast = uniform(1 - j, 1 + j).view(n, 1, 1, 1)
@@ -168,10 +179,10 @@ class SmallImageAugment:
         # happen only when enabled, so the plain recipe's random stream is unchanged.
         if self.blur_p > 0:
             sigma = uniform(0.1, 2.0)
-            blur = (torch.rand(n, generator=gen) < self.blur_p).float().view(n, 1, 1, 1)
+            blur = (rand() < self.blur_p).float().view(n, 1, 1, 1)
             x = blur * gaussian_blur_batch(x, sigma, self.blur_kernel) + (1 - blur) * x
         if self.solarize_p > 0:
-            sol = (torch.rand(n, generator=gen) < self.solarize_p).view(n, 1, 1, 1)
+            sol = (rand() < self.solarize_p).view(n, 1, 1, 1)
             x = torch.where(sol & (x >= 0.5), 1.0 - x, x)
 
         x = (x - FMNIST_MEAN[0]) / FMNIST_STD[0]

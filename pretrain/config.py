@@ -87,6 +87,7 @@ class TrainConfig:
     log_every: int = 50
     ckpt_every: int = 500
     deterministic: bool = False
+    sync_bn: bool = True  # with > 1 process: SyncBN over the global batch (SimSiam §4, MoCo v3)
 
 
 @dataclass

@@ -123,11 +123,17 @@ def image_folder(root: str | Path, transform=None) -> ImageFolder:
 
 @dataclass(frozen=True)
 class BatchKey:
-    """One global batch's identity: which epoch, which batch of it, which dataset indices."""
+    """One batch's identity: which epoch, which batch of it, which dataset indices.
+
+    With several processes, ``indices`` is this rank's slice, rows ``offset ..`` of a global batch
+    of ``total`` images (0: the batch is the whole global batch).
+    """
 
     epoch: int
     index: int
     indices: tuple[int, ...]
+    offset: int = 0
+    total: int = 0
 
 
 def batch_seed(seed: int, epoch: int, index: int) -> int:
@@ -164,15 +170,23 @@ class EpochBatchSampler(Sampler[BatchKey]):
         self.start_step, self.total_steps = start_step, total_steps
         self.rank, self.world_size = rank, world_size
 
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """The epoch's order of the whole dataset, the same on every rank."""
+        gen = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -1))
+        return torch.randperm(self.num_samples, generator=gen)
+
     def __iter__(self):
         step = self.start_step
         per_rank = self.global_batch // self.world_size
+        offset = self.rank * per_rank
+        order_epoch, order = -1, None
         while self.total_steps is None or step < self.total_steps:
             epoch, index = divmod(step, self.steps_per_epoch)
-            gen = torch.Generator().manual_seed(batch_seed(self.seed, epoch, -1))
-            order = torch.randperm(self.num_samples, generator=gen)
-            start = index * self.global_batch + self.rank * per_rank
-            yield BatchKey(epoch, index, tuple(order[start : start + per_rank].tolist()))
+            if epoch != order_epoch:
+                order_epoch, order = epoch, self.permutation(epoch)
+            start = index * self.global_batch + offset
+            indices = tuple(order[start : start + per_rank].tolist())
+            yield BatchKey(epoch, index, indices, offset, self.global_batch)
             step += 1
 
     def __len__(self) -> int:
@@ -204,7 +218,7 @@ class TensorTwoViews(Dataset):
     def __getitem__(self, key: BatchKey) -> tuple[torch.Tensor, ...]:
         gen = torch.Generator().manual_seed(batch_seed(self.seed, key.epoch, key.index))
         batch = self.images[list(key.indices)]
-        return tuple(augment(batch, gen) for augment in self.augments)
+        return tuple(augment(batch, gen, key.offset, key.total) for augment in self.augments)
 
 
 class FolderTwoViews(Dataset):

@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 
 
 class Hook:
-    """Called by the Trainer at these points; override what you need."""
+    """Called by the Trainer at these points; override what you need.
+
+    Hooks run on rank 0 only unless ``all_ranks`` is True (they must then not write files).
+    """
+
+    all_ranks = False
 
     def before_train(self, trainer: Trainer) -> None: ...
 

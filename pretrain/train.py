@@ -4,6 +4,11 @@
 ``run_dir/checkpoints/last.pt`` when it exists — exactly: data order and augmentation are keyed
 by step (see ``pretrain.data``), and the checkpoint restores the weights, the optimizer and
 every RNG, so k steps + resume + k steps equals 2k uninterrupted steps.
+
+With a process group (``slurm.dist``) every rank trains its slice of the global batch
+``train.batch_size``: BatchNorm becomes SyncBN (``train.sync_bn``), DDP wraps the method except
+the submodules it lists in ``ddp_ignore`` (an EMA target), and only rank 0 runs the hooks
+(logs, monitors, checkpoints). A ``StepGuard`` makes each step atomic for preemption signals.
 """
 
 from __future__ import annotations
@@ -25,11 +30,16 @@ from pretrain.hooks import Hook
 from pretrain.methods import build_method
 from pretrain.optim import build_optimizer
 from pretrain.schedules import apply_lr, apply_weight_decay, cosine_between, lr_at, momentum_at
+from slurm import dist as sdist
+from slurm.signals import StepGuard
+from slurm.syncbn import convert_sync_batchnorm
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())  # this rank's GPU
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device='cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
     if name not in ("cpu", "cuda"):
@@ -51,11 +61,21 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 class Trainer:
     """Pretrains ``cfg``'s method in ``run_dir``; hooks run in the order given."""
 
-    def __init__(self, cfg: Config, run_dir: str | Path, hooks: list[Hook] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: str | Path,
+        hooks: list[Hook] | None = None,
+        step_guard: StepGuard | None = None,
+    ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.hooks = hooks or []
+        self.dist = sdist.current()
+        # Rank 0 logs, monitors and checkpoints; a hook with all_ranks = True runs everywhere.
+        hooks = hooks or []
+        self.hooks = hooks if self.dist.is_main else [h for h in hooks if h.all_ranks]
+        self.step_guard = step_guard
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
@@ -66,7 +86,10 @@ class Trainer:
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
 
         torch.manual_seed(t.seed)
-        self.model: nn.Module = build_method(cfg).to(self.device, memory_format=self.memory_format)
+        model = build_method(cfg)
+        if self.dist.distributed and t.sync_bn:
+            model = convert_sync_batchnorm(model, self.device)
+        self.model: nn.Module = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = build_optimizer(self.model, cfg)
         self.dataset = pretrain_dataset(cfg)
         self.steps_per_epoch = len(self.dataset) // t.batch_size
@@ -85,6 +108,9 @@ class Trainer:
         self.resumed_from: int | None = None
         if (self.ckpt_dir / LAST).exists():
             self._resume(self.ckpt_dir / LAST)
+        # What the step calls: DDP around the trainable part (the raw model stays self.model).
+        ignore = getattr(self.model, "ddp_ignore", ())
+        self.forward_model = sdist.wrap_ddp(self.model, self.device, ignore)
         self._session = (self.step, self.train_seconds)  # where this process started
 
     def images_per_second(self) -> float:
@@ -145,26 +171,31 @@ class Trainer:
         return cosine_between(o.weight_decay, o.weight_decay_end, self.step, self.schedule_steps)
 
     def fit(self) -> Trainer:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n")
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            config = json.dumps(self.cfg.to_dict(), indent=2) + "\n"
+            (self.run_dir / "config.json").write_text(config)
         for hook in self.hooks:
             hook.before_train(self)
-        loader = pretrain_loader(self.cfg, self.dataset, self.step, self.total_steps)
+        rank, world = self.dist.rank, self.dist.world_size
+        loader = pretrain_loader(self.cfg, self.dataset, self.step, self.total_steps, rank, world)
         self.model.train()
         for views in loader:
-            started = time.perf_counter()
-            lr = self.lr()
-            apply_lr(self.optimizer, self.cfg.init_lr, lr)
-            if self.cfg.optim.weight_decay_end is not None:
-                apply_weight_decay(self.optimizer, self.weight_decay())
-            momentum = self.momentum()
-            out = self.train_step(*views, momentum=momentum)
-            self.step += 1
-            self.train_seconds += time.perf_counter() - started
+            with self.step_guard.step() if self.step_guard else nullcontext():
+                started = time.perf_counter()
+                lr = self.lr()
+                apply_lr(self.optimizer, self.cfg.init_lr, lr)
+                if self.cfg.optim.weight_decay_end is not None:
+                    apply_weight_decay(self.optimizer, self.weight_decay())
+                momentum = self.momentum()
+                out = self.train_step(*views, momentum=momentum)
+                self.step += 1
+                self.train_seconds += time.perf_counter() - started
             self.metrics = {"step": self.step, "epoch": self.epoch, "lr": lr}
             if momentum is not None:
                 self.metrics["momentum"] = momentum
-            self.metrics["loss"] = out["loss"].item()
+            # the global batch's loss (every rank gets it, so every rank stops on a NaN)
+            self.metrics["loss"] = sdist.all_reduce_mean(out["loss"]).item()
             if not math.isfinite(self.metrics["loss"]):
                 raise FloatingPointError(
                     f"loss became {self.metrics['loss']} at step {self.step}; lower optim.base_lr "
@@ -193,7 +224,7 @@ class Trainer:
             else nullcontext()
         )
         with amp:
-            out = self.model(*views)
+            out = self.forward_model(*views)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         self.optimizer.step()

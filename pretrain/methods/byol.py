@@ -33,6 +33,8 @@ def byol_loss(q: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 class BYOL(nn.Module):
     """Online backbone + projector + predictor; EMA target backbone + projector."""
 
+    ddp_ignore = ("target_backbone", "target_projector")  # each rank updates its own copy
+
     def __init__(
         self,
         backbone: nn.Module,

@@ -67,6 +67,8 @@ def contrastive_loss(q: torch.Tensor, k: torch.Tensor, temperature: float) -> to
 class MoCoV3(nn.Module):
     """Query encoder (backbone + projector) + predictor; momentum key encoder."""
 
+    ddp_ignore = ("momentum_backbone", "momentum_projector")  # each rank updates its own copy
+
     def __init__(
         self,
         backbone: nn.Module,

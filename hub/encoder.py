@@ -1,0 +1,324 @@
+"""The published artifact: an ``Encoder`` (backbone only) that round-trips through the Hub.
+
+``save_pretrained(folder)`` writes
+
+- ``model.safetensors``: the timm backbone's own state dict (``conv1.weight``, ``blocks.0...``),
+  no prefix, no projector or predictor (those stay in training checkpoints);
+- ``config.json`` in timm's hub format (``architecture``, ``num_features``, ``num_classes``,
+  ``model_args``, ``pretrained_cfg`` with mean/std/input size/crop), so the same folder loads
+  with ``timm.create_model("local-dir:<folder>")`` or ``"hf-hub:<org>/<name>"``, plus an ``ssl``
+  block: the full backbone spec, method, recipe name and full recipe, epochs, global batch
+  size, dataset, git sha, source and the transfer results known for it;
+- ``README.md``: the model card (``hub/card.py``).
+
+``Encoder.from_pretrained(folder_or_repo_id)`` loads strictly: a missing, unexpected or
+mis-shaped key is an ``EncoderLoadError`` that names the keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from hub.backbones import RESNETS, VITS, BackboneSpec, create_backbone
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+# Normalization of the pretraining pipelines (pretrain/augment.py): ImageNet's mean/std for RGB
+# recipes, the Fashion-MNIST training-set mean/std for the embedded default.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FMNIST_MEAN = (0.2860,)
+FMNIST_STD = (0.3530,)
+
+
+class EncoderLoadError(RuntimeError):
+    """Weights that do not fit the encoder's architecture (names the keys)."""
+
+
+def timm_compatible(spec: BackboneSpec) -> bool:
+    """Whether plain ``timm.create_model(architecture, **model_args)`` builds this backbone.
+
+    timm's ResNet has a fixed 64-wide 7×7 stem, so the small stem and width scaling of
+    ``hub/backbones.py`` are not expressible as timm arguments; every ViT spec is (the sin-cos
+    position embedding is a stored tensor, the frozen patch projection only a training flag).
+    """
+    if spec.name in RESNETS:
+        return spec.stem == "imagenet" and spec.width == 64
+    return spec.name in VITS
+
+
+def timm_model_args(spec: BackboneSpec) -> dict[str, Any]:
+    """The keyword arguments that rebuild ``spec`` through ``timm.create_model``."""
+    args: dict[str, Any] = {"num_classes": 0, "in_chans": spec.in_chans}
+    if spec.name in VITS:
+        args["img_size"] = spec.img_size
+        if spec.num_heads:
+            args["num_heads"] = spec.num_heads
+    return args
+
+
+def pretrained_cfg(spec: BackboneSpec, dataset: str = "imagenet") -> dict[str, Any]:
+    """timm's preprocessing description: input size, mean/std and the eval crop.
+
+    ImageNet encoders are evaluated at resize 256 / center crop 224 (crop_pct 0.875, SimSiam
+    and MoCo v3 linear evaluation, RECIPES.md); small-image encoders see the whole image.
+    """
+    if dataset == "fashion_mnist":
+        mean, std, size, crop_pct = FMNIST_MEAN, FMNIST_STD, 28, 1.0
+    else:
+        mean, std, size, crop_pct = IMAGENET_MEAN, IMAGENET_STD, 224, 0.875
+    if spec.name in VITS:
+        size = spec.img_size
+    if len(mean) != spec.in_chans:  # gray data fed to an RGB stem is repeated to 3 channels
+        mean, std = (mean[0],) * spec.in_chans, (std[0],) * spec.in_chans
+    vit = spec.name in VITS
+    return {
+        "input_size": [spec.in_chans, size, size],
+        "interpolation": "bicubic",
+        "mean": list(mean),
+        "std": list(std),
+        "crop_pct": crop_pct,
+        "crop_mode": "center",
+        "num_classes": 0,
+        "first_conv": "patch_embed.proj" if vit else "conv1",
+        "classifier": "head" if vit else "fc",
+        "fixed_input_size": vit,
+        "license": "apache-2.0",
+    }
+
+
+def encoder_config(
+    spec: BackboneSpec, ssl: dict[str, Any] | None = None, num_features: int | None = None
+) -> dict[str, Any]:
+    """The ``config.json`` of an encoder: timm's hub format plus the ``ssl`` block.
+
+    ``num_features`` is the backbone's output width (built once to measure it when omitted).
+    """
+    ssl = dict(ssl or {})
+    ssl["backbone"] = dataclasses.asdict(spec)
+    ssl["timm_compatible"] = timm_compatible(spec)
+    arch = {**RESNETS, **VITS}[spec.name]
+    if num_features is None:
+        num_features = create_backbone(spec).num_features
+    return {
+        "architecture": arch,
+        "num_features": num_features,
+        "num_classes": 0,
+        "global_pool": "token" if spec.name in VITS else "avg",
+        "model_args": timm_model_args(spec),
+        "pretrained_cfg": pretrained_cfg(spec, ssl.get("dataset", "imagenet")),
+        "ssl": ssl,
+    }
+
+
+def spec_from_config(config: dict[str, Any]) -> BackboneSpec | None:
+    """The backbone spec an encoder config records (``None`` for a plain timm config)."""
+    raw = (config.get("ssl") or {}).get("backbone")
+    if raw is None:
+        return None
+    names = {f.name for f in dataclasses.fields(BackboneSpec)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise EncoderLoadError(
+            f"config.json ssl.backbone has unknown fields {unknown}; valid fields: {sorted(names)} "
+            "(was it written by a newer siamhub?)"
+        )
+    return BackboneSpec(**raw)
+
+
+class Encoder(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="timm",
+    license="apache-2.0",
+    pipeline_tag="image-feature-extraction",
+    tags=["self-supervised", "siamhub"],
+):
+    """A pretrained backbone: ``forward(images (N, C, H, W)) -> features (N, num_features)``.
+
+    Build one from a config dict (what ``from_pretrained`` does) or from a spec with
+    ``Encoder.from_spec``. ``.backbone`` is the timm model itself.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        spec = spec_from_config(config)
+        if spec is not None:
+            self.backbone = create_backbone(spec)
+        elif "architecture" not in config:
+            raise EncoderLoadError(
+                f"config.json names no architecture (keys: {sorted(config)}); an encoder config "
+                "has timm's 'architecture' and 'model_args' (and siamhub's 'ssl' block)"
+            )
+        else:  # a plain timm hub config: architecture + model_args
+            args = {**config.get("model_args", {}), "num_classes": 0}
+            self.backbone = timm.create_model(config["architecture"], pretrained=False, **args)
+        self.spec = spec
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: BackboneSpec,
+        ssl: dict[str, Any] | None = None,
+        backbone: nn.Module | None = None,
+    ) -> Encoder:
+        """An encoder of ``spec``; with ``backbone`` given, it carries that module's weights."""
+        config = encoder_config(spec, ssl, num_features=0)
+        encoder = cls(config) if backbone is None else cls.for_loading(config)
+        encoder.config["num_features"] = encoder.backbone.num_features
+        if backbone is not None:
+            encoder.load_backbone_state(backbone.state_dict(), source="the given backbone")
+        return encoder
+
+    @classmethod
+    def for_loading(cls, config: dict[str, Any]) -> Encoder:
+        """An encoder whose weights are about to be loaded: built on the meta device, then
+        given uninitialised CPU storage, so no time goes into a random init that the strict
+        load overwrites. Falls back to a normal build when the backbone has state outside
+        its state dict (non-persistent buffers), which a load would not fill."""
+        with torch.device("meta"):
+            encoder = cls(config)
+        persistent = set(encoder.backbone.state_dict())
+        named = [n for n, _ in encoder.backbone.named_parameters()]
+        named += [n for n, _ in encoder.backbone.named_buffers()]
+        if not set(named) <= persistent:
+            return cls(config)
+        return encoder.to_empty(device="cpu")
+
+    @property
+    def num_features(self) -> int:
+        return self.backbone.num_features
+
+    @property
+    def ssl(self) -> dict[str, Any]:
+        return self.config.get("ssl", {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)  # (N, num_features)
+
+    # ------------------------------------------------------------------ weights
+
+    def load_backbone_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Strict load of backbone keys; any missing, unexpected or mis-shaped key is an error."""
+        ours = self.backbone.state_dict()
+        missing = sorted(set(ours) - set(state))
+        unexpected = sorted(set(state) - set(ours))
+        shapes = sorted(
+            f"{k}: {tuple(state[k].shape)} in the weights, {tuple(ours[k].shape)} in the model"
+            for k in set(ours) & set(state)
+            if tuple(state[k].shape) != tuple(ours[k].shape)
+        )
+        if missing or unexpected or shapes:
+            parts = []
+            if missing:
+                parts.append(f"missing keys {_clip(missing)}")
+            if unexpected:
+                parts.append(f"unexpected keys {_clip(unexpected)}")
+            if shapes:
+                parts.append(f"shape mismatches {_clip(shapes)}")
+            arch = self.config.get("architecture")
+            raise EncoderLoadError(
+                f"weights from {source} do not fit {arch} ({self._describe()}): "
+                + "; ".join(parts)
+                + ". Load them with the config.json they were saved with, or convert an original "
+                "checkpoint with hub.importer.import_checkpoint."
+            )
+        self.backbone.load_state_dict(state, strict=True)
+
+    def _describe(self) -> str:
+        return str(dataclasses.asdict(self.spec)) if self.spec else "plain timm config"
+
+    # ------------------------------------------------------------------ hub mixin
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        import json
+
+        from hub.card import model_card
+
+        state = {k: v.detach().contiguous().cpu() for k, v in self.backbone.state_dict().items()}
+        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        text = json.dumps(self.config, indent=2, sort_keys=False) + "\n"
+        (save_directory / CONFIG_NAME).write_text(text)
+        (save_directory / "README.md").write_text(model_card(self.config))
+
+    def save_pretrained(
+        self, save_directory: str | Path, *, config: dict | None = None, **kwargs: Any
+    ) -> str | None:
+        """Write ``model.safetensors``, ``config.json`` and ``README.md`` (always regenerated).
+
+        The encoder's own config is what gets written; ``config`` (which ``push_to_hub``
+        passes along) must be that config or None.
+        """
+        if config is not None and config != self.config:
+            raise ValueError("an Encoder saves its own config; set encoder.config instead")
+        (Path(save_directory) / "README.md").unlink(missing_ok=True)
+        return super().save_pretrained(save_directory, config=self.config, **kwargs)
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> Encoder:
+        if not strict:
+            raise ValueError("Encoder.from_pretrained always loads strictly; drop strict=False")
+        if model_kwargs.get("config") is None and not os.path.isdir(model_id):
+            # The mixin swallows the download error of config.json; fetch it again so that
+            # the client's own error (repo or revision not found, no connection) surfaces.
+            hf_hub_download(
+                repo_id=model_id,
+                filename=CONFIG_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        if model_kwargs.get("config") is None:
+            raise EncoderLoadError(
+                f"{model_id} has no config.json; an encoder folder holds config.json and "
+                f"{WEIGHTS_NAME} (write one with Encoder.save_pretrained or hub/publish.py)"
+            )
+        model = cls.for_loading(**model_kwargs)
+        if os.path.isdir(model_id):
+            weights = Path(model_id) / WEIGHTS_NAME
+            if not weights.is_file():
+                raise EncoderLoadError(f"{weights} not found; the folder holds no encoder weights")
+            source = str(weights)
+        else:
+            weights = hf_hub_download(
+                repo_id=model_id,
+                filename=WEIGHTS_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
+            source = f"{model_id}@{revision or 'main'}"
+        model.load_backbone_state(load_file(str(weights), device=map_location), source=source)
+        model.eval()
+        return model
+
+
+def _clip(keys: list[str], n: int = 12) -> str:
+    shown = ", ".join(keys[:n])
+    return f"[{shown}{f', ... ({len(keys) - n} more)' if len(keys) > n else ''}]"

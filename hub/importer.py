@@ -1,0 +1,193 @@
+"""Import the original papers' checkpoints (and this project's training checkpoints) as Encoders.
+
+Layouts, auto-detected from the keys (RECIPES.md, "Original checkpoint prefixes"):
+
+- SimSiam (facebookresearch/simsiam): ``module.encoder.`` = torchvision ResNet whose ``fc`` is the
+  3-layer projector; ``module.predictor.`` is the predictor.
+- MoCo v3 (facebookresearch/moco-v3): ``module.base_encoder.`` = ResNet (``fc`` = projector) or
+  timm ViT (``head`` = projector); ``module.momentum_encoder.`` and ``module.predictor.`` heads.
+- MoCo v1/v2 (facebookresearch/moco): ``module.encoder_q.`` = ResNet (``fc`` = MLP or linear
+  head); ``module.encoder_k.`` key encoder and ``module.queue``/``module.queue_ptr``.
+- BYOL, PyTorch conversion: the Haiku release converted to a plain torchvision ResNet-50 state
+  dict (no prefix; a linear-eval ``fc`` when present).
+- siamhub training checkpoint (``checkpoints/last.pt``): ``backbone.`` plus ``projector.`` and
+  ``predictor.``; its config gives the backbone spec.
+
+Heads are dropped and reported; the encoder keys load strictly; a key that belongs to no known
+part of the layout is an error naming it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hub.backbones import BackboneSpec
+from hub.encoder import Encoder, EncoderLoadError, encoder_config
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    prefix: str  # the encoder's keys live under this prefix
+    head_parts: tuple[str, ...]  # inside the prefix: the projector / classifier
+    other_parts: tuple[str, ...]  # outside the prefix: predictor, momentum encoder, queue
+    method: str
+
+
+LAYOUTS = (
+    Layout("simsiam", "module.encoder.", ("fc.",), ("module.predictor.",), "simsiam"),
+    Layout(
+        "mocov3",
+        "module.base_encoder.",
+        ("fc.", "head."),
+        ("module.momentum_encoder.", "module.predictor."),
+        "mocov3",
+    ),
+    Layout(
+        "mocov2",
+        "module.encoder_q.",
+        ("fc.",),
+        ("module.encoder_k.", "module.queue", "module.queue_ptr"),
+        "mocov2",
+    ),
+    Layout("siamhub", "backbone.", (), ("projector.", "predictor."), "simsiam"),
+    Layout("byol_torchvision", "", ("fc.",), (), "byol"),
+)
+
+
+@dataclass
+class ImportReport:
+    layout: str
+    spec: BackboneSpec
+    kept: int
+    dropped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        heads = sorted({k.rsplit(".", 2)[0] if "." in k else k for k in self.dropped})
+        return (
+            f"layout {self.layout}: {self.kept} encoder tensors loaded strictly into "
+            f"{self.spec.name}; dropped {len(self.dropped)} head keys ({', '.join(heads[:8])}"
+            f"{', ...' if len(heads) > 8 else ''})"
+        )
+
+
+def read_state_dict(source: str | Path | dict[str, Any]) -> tuple[dict[str, Any], dict | None]:
+    """The flat state dict of a checkpoint file or object, and the config it carries if any."""
+    ckpt = source
+    if not isinstance(source, dict):
+        try:
+            ckpt = torch.load(source, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise EncoderLoadError(f"cannot read checkpoint {source}: {e}") from e
+    if not isinstance(ckpt, dict):
+        raise EncoderLoadError(f"{source} holds a {type(ckpt).__name__}, not a checkpoint dict")
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None
+    for key in ("state_dict", "model"):
+        if isinstance(ckpt.get(key), dict):
+            return ckpt[key], config
+    if all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt, config
+    raise EncoderLoadError(
+        f"no state dict found in the checkpoint (top-level keys: {sorted(ckpt)[:10]}); expected "
+        "'state_dict' (the authors' releases), 'model' (siamhub) or a flat tensor dict"
+    )
+
+
+def detect_layout(state: dict[str, Any]) -> Layout:
+    """The layout whose encoder prefix holds the checkpoint's keys."""
+    for layout in LAYOUTS[:-1]:
+        if any(k.startswith(layout.prefix) for k in state):
+            return layout
+    if "conv1.weight" in state and any(k.startswith("layer1.") for k in state):
+        return LAYOUTS[-1]
+    raise EncoderLoadError(
+        "unrecognised checkpoint layout (first keys: "
+        f"{sorted(state)[:6]}); known prefixes: "
+        + ", ".join(f"{lay.name} '{lay.prefix}'" for lay in LAYOUTS[:-1])
+        + ", or plain torchvision ResNet keys (BYOL conversions)"
+    )
+
+
+def split_keys(
+    state: dict[str, Any], layout: Layout
+) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """(encoder tensors without the prefix, dropped head keys, keys no part of the layout owns)."""
+    encoder, dropped, unknown = {}, [], []
+    for key, value in state.items():
+        if key.startswith(layout.prefix):
+            inner = key[len(layout.prefix) :]
+            if inner.startswith(layout.head_parts):
+                dropped.append(key)
+            else:
+                encoder[inner] = value
+        elif key.startswith(layout.other_parts):
+            dropped.append(key)
+        else:
+            unknown.append(key)
+    return encoder, sorted(dropped), sorted(unknown)
+
+
+def infer_spec(encoder: dict[str, torch.Tensor], layout: Layout) -> BackboneSpec:
+    """The backbone spec the encoder tensors describe (ResNet-18/50, ViT by width)."""
+    if "pos_embed" in encoder:
+        dim = encoder["pos_embed"].shape[-1]
+        names = {192: "vit_tiny", 384: "vit_small", 768: "vit_base"}
+        if dim not in names:
+            raise EncoderLoadError(f"ViT of width {dim} is not a known backbone; pass spec=")
+        grid = math.isqrt(encoder["pos_embed"].shape[1] - 1)
+        patch = encoder["patch_embed.proj.weight"]
+        mocov3 = layout.name == "mocov3"
+        return BackboneSpec(
+            name=names[dim],
+            in_chans=patch.shape[1],
+            img_size=grid * patch.shape[-1],
+            num_heads=12 if mocov3 and dim == 384 else 0,  # MoCo v3 ViT-S: 12 heads (§4.1)
+            pos_embed="sincos" if mocov3 else "learn",
+            freeze_patch_embed=mocov3,
+        )
+    if "conv1.weight" not in encoder:
+        raise EncoderLoadError("neither a ResNet (conv1.weight) nor a ViT (pos_embed); pass spec=")
+    conv1 = encoder["conv1.weight"]
+    name = "resnet50" if "layer1.0.conv3.weight" in encoder else "resnet18"
+    return BackboneSpec(
+        name=name,
+        in_chans=conv1.shape[1],
+        width=conv1.shape[0],
+        stem="imagenet" if conv1.shape[-1] == 7 else "small",
+    )
+
+
+def import_checkpoint(
+    source: str | Path | dict[str, Any],
+    spec: BackboneSpec | None = None,
+    ssl: dict[str, Any] | None = None,
+) -> tuple[Encoder, ImportReport]:
+    """Convert a checkpoint of any known layout into an Encoder (strict; heads dropped)."""
+    state, config = read_state_dict(source)
+    layout = detect_layout(state)
+    encoder_state, dropped, unknown = split_keys(state, layout)
+    if unknown:
+        raise EncoderLoadError(
+            f"checkpoint in the {layout.name} layout has keys outside its encoder "
+            f"'{layout.prefix}' and known heads: {unknown[:12]}"
+            f"{' ...' if len(unknown) > 12 else ''}; is it a different layout?"
+        )
+    if spec is None and config is not None and "model" in config:
+        spec = BackboneSpec(**config["model"])
+    if spec is None:
+        spec = infer_spec(encoder_state, layout)
+    ssl = {"method": layout.method, "source": f"imported ({layout.name} layout)", **(ssl or {})}
+    if config is not None:
+        ssl.setdefault("recipe_name", config.get("recipe"))
+        ssl.setdefault("recipe", config)
+    config = encoder_config(spec, ssl, num_features=0)
+    encoder = Encoder.for_loading(config)
+    encoder.config["num_features"] = encoder.backbone.num_features
+    encoder.load_backbone_state(encoder_state, source=f"a {layout.name} checkpoint")
+    encoder.eval()
+    return encoder, ImportReport(layout.name, spec, len(encoder_state), dropped)

@@ -1,0 +1,55 @@
+"""The end of a run on rank 0: the final kNN report, the collapse-curve plot and summary.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pretrain.evaluate import final_knn_report, format_report
+from pretrain.plots import plot_collapse_curves
+from pretrain.train import Trainer
+
+
+def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None = None) -> dict:
+    """Write ``summary.json`` (and the plot) for a finished ``trainer``; print the report."""
+    cfg, run_dir = trainer.cfg, trainer.run_dir
+    rows = [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines() if r]
+    last = {k: v for row in rows for k, v in row.items()}  # latest value of every metric
+    collapsed = bool(last.get("collapsed", False))  # the CollapseMonitor's flag at its last check
+    summary = {
+        "recipe": cfg.recipe,
+        "method": cfg.method.name,
+        "steps": trainer.step,
+        "epochs": trainer.epoch,
+        "train_seconds": trainer.train_seconds,
+        "world_size": trainer.dist.world_size,
+        "final": {
+            k: last.get(k)
+            for k in ("loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_h", "knn_z")
+        },
+        "collapsed": collapsed,
+        "config": cfg.to_dict(),
+        **(extra or {}),
+    }
+    if collapsed:
+        print(
+            f"COLLAPSED: z-std × √d = {last['z_std_sqrt_d']:.3f} "
+            f"< {cfg.monitor.collapse_threshold} "
+            "(the representation is nearly constant)"
+        )
+    if cfg.eval.final_knn and cfg.data.dataset == "fashion_mnist":
+        report = final_knn_report(trainer.model, cfg, trainer.device)
+        summary["knn_eval"] = report
+        print(format_report(report))
+    plot = plot_collapse_curves(
+        run_dir / "metrics.jsonl",
+        run_dir / "collapse_curves.png",
+        title=f"{cfg.recipe} ({run_dir.name})",
+    )
+    summary["wall_seconds"] = time.perf_counter() - started
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"run directory: {run_dir}  (summary.json, metrics.jsonl, {plot.name}, checkpoints/last.pt)"
+    )
+    return summary

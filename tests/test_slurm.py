@@ -1,0 +1,204 @@
+"""Pretraining through submitit on a real Slurm cluster started on 127.0.0.1 for this session.
+
+The session fixture runs ``slurm/dev-cluster/start.sh`` (which installs Debian's Slurm, munge,
+slurmdbd and MariaDB when missing) and ``stop.sh`` afterwards, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import submitit
+import torch
+
+from pretrain.config import Config
+from pretrain.job import PretrainJob, job_events
+from pretrain.train import Trainer
+from slurm.presets import resolve
+from slurm.submit import make_executor, submit_array
+from tests.conftest import TINY, tiny_config
+
+pytestmark = pytest.mark.slurm
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / "slurm" / "dev-cluster"
+# ~160 steps of ~30 ms: long enough to interrupt mid-run; knn off to keep it short
+LONG = ("train.epochs=20", "train.threads=1", "monitor.knn_every_epochs=0", "eval.final_knn=false")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    run = Path(tempfile.mkdtemp(prefix="siamhub-slurm-"))
+    os.chmod(run, 0o755)  # munged runs as the munge user and must reach its socket folder
+    saved = {k: os.environ.get(k) for k in ("SLURM_CONF", "PYTHONPATH")}
+    try:
+        proc = subprocess.run(
+            ["bash", str(DEV / "start.sh"), str(run)], capture_output=True, text=True, timeout=900
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"the dev Slurm cluster did not start:\n{proc.stdout}\n{proc.stderr}")
+        os.environ["SLURM_CONF"] = str(run / "etc" / "slurm.conf")
+        # jobs import this checkout (they inherit the environment of sbatch)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
+        yield run
+    finally:
+        subprocess.run(["bash", str(DEV / "stop.sh"), str(run)], capture_output=True, timeout=120)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def executor(folder: Path, cpus: int = 1, partition: str = "debug") -> submitit.AutoExecutor:
+    res = resolve("cpu", cpus_per_task=cpus, mem="1G", time="10", partition=partition)
+    return make_executor(folder, res, "slurm", max_requeues=3, signal_delay_s=30)
+
+
+def wait_for_step(run: Path, job: submitit.Job, step: int, timeout: float = 120) -> None:
+    """Until the run has logged ``step`` (a metrics row), failing if the job ends first."""
+    deadline = time.time() + timeout
+    path = run / "metrics.jsonl"
+    while time.time() < deadline:
+        if path.exists():
+            rows = [json.loads(r) for r in path.read_text().splitlines() if r.strip()]
+            if rows and rows[-1]["step"] >= step:
+                return
+        if job.done():
+            pytest.fail(f"job ended before step {step}: {job.stderr()}")
+        time.sleep(0.1)
+    pytest.fail(f"step {step} not reached in {timeout} s; job state {job.state}: {job.stderr()}")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The tiny long run trained uninterrupted in this process: its data and final weights."""
+    from tests.conftest import make_tiny_fmnist
+
+    data = make_tiny_fmnist(tmp_path_factory.mktemp("fmnist"))
+    cfg = tiny_config(data, *LONG)
+    weights = Trainer(cfg, tmp_path_factory.mktemp("reference")).fit().model.state_dict()
+    return data, weights
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def test_tiny_pretraining_job_via_the_cli(slurm_cluster, tiny_fmnist, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "pretrain/run.py", "--slurm", "cpu", "--partition", "debug"]
+    cmd += ["--cpus", "1", "--mem", "2G", "--time", "10", "--wait", "--run-dir", str(run)]
+    cmd += ["--data", str(tiny_fmnist), *TINY, "train.max_steps=6", "train.threads=1"]
+    cmd += ["eval.final_knn=false"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job_id = proc.stdout.split("submitted job ")[1].split()[0]
+    assert job_id.isdigit()
+    assert f"squeue -j {job_id}" in proc.stdout and "follow: tail -f " in proc.stdout
+    log = Path(proc.stdout.split("stderr: ")[1].split()[0])
+    assert log.is_file() and "pretrain" in log.read_text()  # the job's own progress bar
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["job"]["starts"] == 1
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["step"] == 6
+    sacct = subprocess.run(["sacct", "-n", "-X", "-j", job_id, "-o", "state"], capture_output=True)
+    assert b"COMPLETED" in sacct.stdout
+
+
+def test_preempted_job_checkpoints_requeues_and_ends_as_uninterrupted(
+    slurm_cluster, reference, tmp_path
+):
+    data, expected = reference
+    run = tmp_path / "run"
+    cfg: Config = tiny_config(data, *LONG, "train.ckpt_every=0")  # only checkpoint() saves
+    job = executor(tmp_path / "jobs").submit(PretrainJob(max_requeues=3), cfg.to_dict(), str(run))
+    wait_for_step(run, job, 10)
+    # a job in the higher-priority partition that needs both CPUs preempts it (USR2, requeue)
+    high = executor(tmp_path / "high", cpus=2, partition="high").submit(time.sleep, 2)
+    high.result()
+    summary = job.result()
+    events = job_events(run)
+    starts = [e for e in events if e["event"] == "start"]
+    saved = [e for e in events if e["event"] == "checkpoint"]
+    assert len(saved) == 1 and 10 <= saved[0]["step"] < summary["steps"], events
+    assert [e["step"] for e in starts] == [0, saved[0]["step"]]  # resumed where it checkpointed
+    assert starts[1]["restart"] == 1
+    assert summary["job"] == {"starts": 2, "checkpoint_requeues": 1, "max_requeues": 3}
+    assert_same_weights(final_weights(run), expected)
+
+
+def test_plain_requeue_resumes_from_the_last_periodic_checkpoint(
+    slurm_cluster, reference, tmp_path
+):
+    data, expected = reference
+    run = tmp_path / "run"
+    cfg = tiny_config(data, *LONG, "train.ckpt_every=8")
+    job = executor(tmp_path / "jobs").submit(PretrainJob(), cfg.to_dict(), str(run))
+    wait_for_step(run, job, 20)
+    subprocess.run(["scontrol", "requeue", job.job_id], check=True)  # no USR2, no checkpoint()
+    job.result()
+    events = job_events(run)
+    assert not [e for e in events if e["event"] == "checkpoint"]
+    steps = [e["step"] for e in events if e["event"] == "start"]
+    assert len(steps) == 2 and steps[0] == 0 and steps[1] >= 16 and steps[1] % 8 == 0, events
+    assert_same_weights(final_weights(run), expected)
+
+
+def test_job_array_of_four_configs(slurm_cluster, tiny_fmnist, tmp_path):
+    configs = [
+        tiny_config(
+            tiny_fmnist,
+            "train.max_steps=2",
+            "train.threads=1",
+            f"train.seed={s}",
+            "eval.final_knn=false",
+            "monitor.knn_every_epochs=0",
+        ).to_dict()
+        for s in range(4)
+    ]
+    runs = [str(tmp_path / f"run{s}") for s in range(4)]
+    ex = executor(tmp_path / "jobs")
+    jobs = submit_array(ex, PretrainJob(), configs, runs, parallelism=2)
+    assert len({j.job_id.split("_")[0] for j in jobs}) == 1  # one array
+    script = next((tmp_path / "jobs").rglob("*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-3%2" in script  # at most 2 at once
+    results = [j.result() for j in jobs]
+    assert [r["config"]["train"]["seed"] for r in results] == [0, 1, 2, 3]
+    assert all((Path(r) / "summary.json").is_file() for r in runs)
+
+
+def test_a_failing_job_reports_its_error_to_the_submitter(slurm_cluster, tmp_path):
+    cfg = tiny_config(tmp_path / "no-such-data")
+    job = executor(tmp_path / "jobs").submit(PretrainJob(), cfg.to_dict(), str(tmp_path / "run"))
+    with pytest.raises(submitit.core.utils.FailedJobError) as err:
+        job.result()
+    assert "DataError" in str(err.value) and "no-such-data" in str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in str(err.value)  # the fix travels too
+
+
+def test_two_task_job_trains_with_gloo_as_one_process_would(slurm_cluster, tiny_fmnist, tmp_path):
+    """submitit's TorchDistributedEnvironment -> gloo, SyncBN, DDP: 2 tasks × B/2 == 1 × B."""
+    case = ("train.max_steps=4", "train.threads=1", "train.channels_last=false")
+    cfg = tiny_config(tiny_fmnist, *case, "monitor.knn_every_epochs=0", "eval.final_knn=false")
+    expected = Trainer(cfg, tmp_path / "single").fit().model.state_dict()
+    res = resolve("cpu", tasks_per_node=2, cpus_per_task=1, mem="2G", time="10", partition="debug")
+    ex = make_executor(tmp_path / "jobs", res, "slurm")
+    job = ex.submit(PretrainJob(), cfg.to_dict(), str(tmp_path / "run"))
+    summaries = job.results()
+    assert summaries[1] is None and summaries[0]["world_size"] == 2
+    got = final_weights(tmp_path / "run")
+    assert max((got[k].double() - expected[k].double()).abs().max().item() for k in got) < 1e-5
