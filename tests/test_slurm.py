@@ -144,9 +144,12 @@ def test_preempted_job_checkpoints_requeues_and_ends_as_uninterrupted(
 def test_plain_requeue_resumes_from_the_last_periodic_checkpoint(
     slurm_cluster, reference, tmp_path
 ):
-    data, expected = reference
+    data, _ = reference
     run = tmp_path / "run"
-    cfg = tiny_config(data, *LONG, "train.ckpt_every=8")
+    # Long enough that the job cannot finish during the KillWait between the requeue's SIGTERM
+    # (ignored) and its SIGKILL; else the first run completes and no restart ever happens.
+    cfg = tiny_config(data, *LONG, "train.epochs=50", "train.ckpt_every=8")
+    expected = Trainer(cfg, tmp_path / "reference").fit().model.state_dict()
     job = executor(tmp_path / "jobs").submit(PretrainJob(), cfg.to_dict(), str(run))
     wait_for_step(run, job, 20)
     subprocess.run(["scontrol", "requeue", job.job_id], check=True)  # no USR2, no checkpoint()
