@@ -21,34 +21,12 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from pretrain.ema import ema_update_
 from pretrain.heads import bn_layout, build_predictor, mlp_head
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside torch.distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-@torch.no_grad()
-def gather_from_all_ranks(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x (N, D)`` of every rank in rank order → ``(world·N, D)``; no gradient.
-
-    A no-op in one process. Keys come from the momentum encoder and need no gradient, as in the
-    repository's ``concat_all_gather``.
-    """
-    rank, size = world()
-    if size == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(size)]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
+from slurm.dist import all_gather, current
 
 
 def contrastive_loss(q: torch.Tensor, k: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -57,10 +35,9 @@ def contrastive_loss(q: torch.Tensor, k: torch.Tensor, temperature: float) -> to
     logits = q̄ · k̄_allᵀ / τ (N, world·N); the positive of query i on rank r is key r·N + i.
     """
     q = F.normalize(q.float(), dim=1)
-    k = F.normalize(gather_from_all_ranks(k.float()), dim=1)  # (world·N, D)
+    k = F.normalize(all_gather(k.float()), dim=1)  # (world·N, D), no gradient (keys)
     logits = q @ k.T / temperature  # (N, world·N)
-    rank, _ = world()
-    labels = torch.arange(q.shape[0], device=q.device) + rank * q.shape[0]
+    labels = torch.arange(q.shape[0], device=q.device) + current().rank * q.shape[0]
     return F.cross_entropy(logits, labels) * (2 * temperature)
 
 
