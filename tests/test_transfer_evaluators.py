@@ -21,6 +21,7 @@ CATS = [{"id": 3, "name": "a"}, {"id": 7, "name": "b"}]  # non-contiguous ids on
 
 def _gt_json(tmp_path: Path) -> Path:
     """Two 100×80 images; image 2 has a crowd region; image 3 has no objects."""
+
     def rle(box):
         m = np.zeros((80, 100), np.uint8)
         x, y, w, h = box
@@ -36,7 +37,9 @@ def _gt_json(tmp_path: Path) -> Path:
         for i, (im, c, b, crowd) in enumerate(boxes)
     ]  # fmt: skip
     doc = {
-        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 80} for i in (1, 2, 3)],
+        "images": [
+            {"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 80} for i in (1, 2, 3)
+        ],
         "annotations": anns,
         "categories": CATS,
     }
@@ -52,8 +55,15 @@ def _perfect(gt) -> list[dict]:
         if a["iscrowd"]:
             continue
         x, y, w, h = a["bbox"]
-        out.append({"image_id": a["image_id"], "label": label[a["category_id"]],
-                    "box": [x, y, x + w, y + h], "score": 0.9, "segmentation": a["segmentation"]})  # fmt: skip
+        out.append(
+            {
+                "image_id": a["image_id"],
+                "label": label[a["category_id"]],
+                "box": [x, y, x + w, y + h],
+                "score": 0.9,
+                "segmentation": a["segmentation"],
+            }
+        )
     return out
 
 
@@ -87,15 +97,16 @@ def test_known_detections_give_pycocotools_ap(tmp_path: Path) -> None:
     gt = load_coco(_gt_json(tmp_path))
     # (image, label, xyxy, score): a hit, a loose hit, a miss, a duplicate, one on the crowd
     ours = [
-        (1, 0, [10, 10, 40, 30], 0.9), (1, 1, [52, 33, 70, 70], 0.8), (1, 0, [70, 60, 90, 75], 0.95),
+        (1, 0, [10, 10, 40, 30], 0.9), (1, 1, [52, 33, 70, 70], 0.8),
+        (1, 0, [70, 60, 90, 75], 0.95),
         (2, 0, [6, 4, 44, 46], 0.7), (2, 0, [5, 5, 45, 45], 0.6), (2, 1, [60, 10, 90, 40], 0.99),
         (3, 1, [0, 0, 20, 20], 0.5),
     ]  # fmt: skip
     dets = [{"image_id": i, "label": c, "box": b, "score": s} for i, c, b, s in ours]
     got = coco_evaluate(gt, dets, CATS, "bbox")
     by_hand = [
-        {"image_id": i, "category_id": CATS[c]["id"], "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-         "score": s}
+        {"image_id": i, "category_id": CATS[c]["id"],
+         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s}
         for i, c, b, s in ours
     ]  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()):

@@ -42,8 +42,9 @@ class LoadedModel:
         return dict(self.encoder.config.get("pretrained_cfg", {}))
 
 
-def latest_run(runs: Path = DEFAULT_RUNS, recipe: str = DEFAULT_RECIPE) -> Path:
+def latest_run(runs: Path | None = None, recipe: str = DEFAULT_RECIPE) -> Path:
     """The newest ``runs/<recipe>-*`` directory that holds ``checkpoints/last.pt``."""
+    runs = runs or DEFAULT_RUNS
     found = sorted(
         (p for p in runs.glob(f"{recipe}-*") if (p / "checkpoints" / "last.pt").is_file()),
         key=lambda p: (p / "checkpoints" / "last.pt").stat().st_mtime,

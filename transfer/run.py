@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results-dir", type=Path, default=None, help="default leaderboards/results")
     p.add_argument("--work-dir", type=Path, default=Path("transfer_work"))
     p.add_argument("overrides", nargs="*", help="task options, e.g. lrs=(0.1,1.0) epochs=5")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)
 
 
 def task_overrides(args: argparse.Namespace) -> list[str]:

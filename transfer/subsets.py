@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 SUBSET_DIR = Path(__file__).resolve().parent / "subsets"
+FULL_SIZES = {"fashion_mnist": 60_000}  # the shipped lists index these training sets
 
 
 def balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
@@ -32,17 +33,11 @@ def shipped_path(dataset: str, percent: int) -> Path:
 
 
 def load_subset(dataset: str, percent: int, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """The shipped list when one exists for ``dataset`` (checked against ``labels``' size),
-    otherwise the balanced subset drawn with ``seed``."""
+    """The shipped list when one exists for ``dataset`` and ``labels`` is the full training
+    set; otherwise (another dataset, or a smaller stand-in) the balanced subset of ``seed``."""
     path = shipped_path(dataset, percent)
-    if path.is_file():
-        idx = torch.tensor([int(x) for x in path.read_text().split()])
-        if len(idx) and int(idx.max()) >= len(labels):
-            raise ValueError(
-                f"{path} indexes {int(idx.max()) + 1}+ images but the training set has "
-                f"{len(labels)}; is data_root the full {dataset} training set?"
-            )
-        return idx
+    if path.is_file() and len(labels) == FULL_SIZES.get(dataset):
+        return torch.tensor([int(x) for x in path.read_text().split()])
     return balanced_subset(labels, percent / 100.0, seed)
 
 

@@ -12,7 +12,7 @@ from transfer.features import FMNIST_ROOT, DataSpec
 from transfer.models import LoadedModel
 from transfer.probe import GridSpec, fast_probe
 from transfer.probe_loop import check_unchanged, snapshot
-from transfer.subsets import load_subset, shipped_path, subset_sha256
+from transfer.subsets import FULL_SIZES, load_subset, shipped_path, subset_sha256
 from transfer.tasks import RunContext, TaskOutput
 
 NAME = "lowshot"
@@ -54,7 +54,9 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
         subsets[f"{pct}pct"] = {
             "size": len(idx),
             "sha256": subset_sha256(idx),
-            "list": shipped.name if shipped.is_file() else f"balanced, seed {ctx.seed}",
+            "list": shipped.name
+            if shipped.is_file() and len(labels) == FULL_SIZES.get(opts.dataset)
+            else f"balanced, seed {ctx.seed}",
             "epochs": grid.epochs,
         }
         grids[f"{pct}pct"] = result.table()
