@@ -103,7 +103,7 @@ def test_knn_linear_lowshot_records(encoder_dir: Path, tiny_fmnist: Path, tmp_pa
     assert [f.parent.name for f in files] == ["knn", "linear", "lowshot"]
     for f in files:
         record = json.loads(f.read_text())
-        assert RECORD_FIELDS <= set(record)
+        assert set(record) >= RECORD_FIELDS
         assert record["pretrain"]["dataset"] == "fashion_mnist"
         assert record["protocol"]["eval_crop"].startswith("whole image")
     assert not list((tmp_path / "results").rglob("*.tmp"))  # atomic writes leave nothing behind
