@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from transfer.features import FMNIST_ROOT, DataSpec, FeatureCache  # noqa: E402
-from transfer.models import load_model  # noqa: E402
+from transfer.models import ModelError, latest_run, load_model  # noqa: E402
 from transfer.probe import (  # noqa: E402
     GridSpec,
     grid_accuracy,
@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
 
+    if args.model is None and not args.random_init:
+        try:
+            latest_run()
+        except ModelError:
+            args.random_init = True
+            print("no pretraining run under runs/: the recipe's architecture at random init")
     model = load_model(args.model, random_init=args.random_init)
     cache = FeatureCache(torch.device("cpu"))
     spec = DataSpec("fashion_mnist", args.data_root)

@@ -82,6 +82,8 @@ def test_bad_models_name_the_fix(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("transfer.models.DEFAULT_RUNS", tmp_path / "none")
     with pytest.raises(ModelError, match="python pretrain/run.py"):
         load_model(None)
+    random = load_model(None, random_init=True)  # no run: the default recipe's architecture
+    assert random.kind == "recipe+random_init" and random.preprocess["input_size"] == [1, 28, 28]
 
 
 def test_knn_linear_lowshot_records(encoder_dir: Path, tiny_fmnist: Path, tmp_path) -> None:

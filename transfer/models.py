@@ -58,6 +58,14 @@ def latest_run(runs: Path | None = None, recipe: str = DEFAULT_RECIPE) -> Path:
     return found[-1]
 
 
+def _has_runs() -> bool:
+    try:
+        latest_run()
+    except ModelError:
+        return False
+    return True
+
+
 def pretrain_summary(config: dict[str, Any]) -> dict[str, Any]:
     """The pretraining facts a result record carries, from the encoder's ``ssl`` block."""
     ssl = config.get("ssl", {}) or {}
@@ -90,6 +98,17 @@ def _from_run_dir(run_dir: Path) -> Encoder:
     return encoder
 
 
+def default_architecture() -> Encoder:
+    """The embedded default recipe's encoder architecture (weights: torch's current RNG)."""
+    from hub.backbones import BackboneSpec
+    from pretrain.config import load_config
+
+    cfg = load_config(DEFAULT_RECIPE, [])
+    ssl = {"method": cfg.method.name, "recipe_name": cfg.recipe, "dataset": cfg.data.dataset}
+    ssl["source"] = f"architecture of the {cfg.recipe} recipe"
+    return Encoder.from_spec(BackboneSpec(**cfg.to_dict()["model"]), ssl=ssl)
+
+
 def load_model(
     model: str | None,
     revision: str | None = None,
@@ -97,6 +116,13 @@ def load_model(
     seed: int = 0,
 ) -> LoadedModel:
     """The encoder ``model`` names, frozen and in eval mode."""
+    if model is None and random_init and not _has_runs():
+        torch.manual_seed(seed)
+        encoder = default_architecture().eval()
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+        summary = {**pretrain_summary(encoder.config), "random_init": True, "init_seed": seed}
+        return LoadedModel(encoder, DEFAULT_RECIPE, None, "recipe+random_init", summary)
     if model is None:
         path: Path | None = latest_run()
     else:
