@@ -63,23 +63,29 @@ def _cosine(step: int, total: int) -> float:
 
 
 class HeadGrid(nn.Module):
-    """H linear heads, ``bn_mask[h]`` says whether head h reads BN-normalized features."""
+    """H linear heads; ``spec.heads()`` lists them in blocks, one block per BN setting."""
 
     def __init__(self, spec: GridSpec, dim: int, classes: int) -> None:
         super().__init__()
         self.spec = spec
         heads = spec.heads()
         self.register_buffer("lrs", torch.tensor([lr for lr, _ in heads]))
-        self.register_buffer("bn_mask", torch.tensor([bn for _, bn in heads]))
+        per_block = len(spec.lrs)
+        self.blocks = [
+            (bn, slice(i * per_block, (i + 1) * per_block)) for i, bn in enumerate(spec.bn)
+        ]
         self.weight = nn.Parameter(_initial_weights(spec, dim, classes))  # (H, D, C)
         self.bias = nn.Parameter(torch.zeros(len(heads), classes))  # (H, C)
         self.norm = nn.BatchNorm1d(dim, affine=False)  # shared: it has no parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(H, B, C)`` of every head for features ``x (B, D)``."""
-        both = torch.stack([x, self.norm(x)])  # (2, B, D)
-        per_head = both[self.bn_mask.long()]  # (H, B, D)
-        return torch.baddbmm(self.bias.unsqueeze(1), per_head, self.weight)
+        """Logits ``(H, B, C)`` of every head for features ``x (B, D)``: one matmul per block."""
+        out = []
+        for bn, block in self.blocks:
+            inp = self.norm(x) if bn else x  # (B, D)
+            logits = torch.einsum("bd,hdc->hbc", inp, self.weight[block])  # (h, B, C)
+            out.append(logits + self.bias[block].unsqueeze(1))
+        return torch.cat(out)
 
 
 @torch.no_grad()

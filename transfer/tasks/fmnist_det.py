@@ -27,7 +27,7 @@ class Options(DetOptions):
     anchor_sizes: tuple = (16, 32, 64)
     roi_resolution: int = 8
     rpn_batch_size_per_image: int = 128
-    box_batch_size_per_image: int = 32
+    box_batch_size_per_image: int = 16
     rpn_pre_nms_top_n_train: int = 600
     rpn_post_nms_top_n_train: int = 150
     rpn_pre_nms_top_n_test: int = 300
