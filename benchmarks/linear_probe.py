@@ -18,7 +18,7 @@ report it on the test set. Printed: wall time of each side, the ratio separate/f
 ≥ 8×), the two picked heads' test top-1 and their difference (target: fast within 1 point of
 the best separate head), and the largest per-head difference.
 
-    python benchmarks/linear_probe.py [--model RUN_DIR] [--epochs 10] [--json out.json]
+    python benchmarks/linear_probe.py [--model RUN_DIR] [--epochs 10] [--threads N] [--json F]
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data-root", default=FMNIST_ROOT)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lrs", default="0.001,0.003,0.01,0.03,0.1,0.3,1,3")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     if args.model is None and not args.random_init:
         try:
