@@ -40,8 +40,8 @@ def test_grid_heads_equal_separately_trained_heads() -> None:
     separate = train_separate(feats, labels, spec, 4, progress=False)
     for h, head in enumerate(separate):
         linear = head[-1] if isinstance(head, nn.Sequential) else head
-        torch.testing.assert_close(grid.weight[h].T, linear.weight, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(grid.bias[h], linear.bias, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(grid.head_weight(h).T, linear.weight, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(grid.head_bias(h), linear.bias, rtol=1e-4, atol=1e-5)
     acc = grid_accuracy(grid, feats, labels)
     for h, head in enumerate(separate):
         assert acc[h].item() == pytest.approx(head_accuracy(head, feats, labels), abs=0.5)
@@ -52,7 +52,7 @@ def test_nesterov_grid_matches_torch_sgd() -> None:
     spec = GridSpec(lrs=(0.1,), bn=(False,), epochs=2, batch_size=50, nesterov=True)
     grid = train_grid(feats, labels, spec, 4, progress=False)
     (head,) = train_separate(feats, labels, spec, 4, progress=False)
-    torch.testing.assert_close(grid.weight[0].T, head.weight, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grid.head_weight(0).T, head.weight, rtol=1e-4, atol=1e-5)
 
 
 def test_fast_probe_picks_on_held_out_split() -> None:

@@ -48,14 +48,19 @@ def held_out_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, to
 
 
 def _initial_weights(spec: GridSpec, dim: int, classes: int) -> torch.Tensor:
+    """``(H, D, C)``: head h's initial weight, the same for the grid and the separate heads."""
     gen = torch.Generator().manual_seed(spec.seed)
     return torch.randn(len(spec.heads()), dim, classes, generator=gen) * spec.init_std
 
 
-def _batches(n: int, spec: GridSpec, epoch: int) -> list[torch.Tensor]:
+def epoch_batches(
+    feats: torch.Tensor, labels: torch.Tensor, spec: GridSpec, epoch: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's seeded shuffle, gathered once and cut into ``(x (B, D), y (B,))`` views."""
     gen = torch.Generator().manual_seed(spec.seed * 1000 + epoch)
-    order = torch.randperm(n, generator=gen)
-    return list(order.split(spec.batch_size))
+    order = torch.randperm(len(feats), generator=gen)
+    xs, ys = feats[order], labels[order]
+    return list(zip(xs.split(spec.batch_size), ys.split(spec.batch_size), strict=True))
 
 
 def _cosine(step: int, total: int) -> float:
@@ -63,36 +68,54 @@ def _cosine(step: int, total: int) -> float:
 
 
 class HeadGrid(nn.Module):
-    """H linear heads; ``spec.heads()`` lists them in blocks, one block per BN setting."""
+    """H = NB × L linear heads: NB BN settings (``spec.bn``) × L learning rates (``spec.lrs``).
+
+    Weights are stored ``(NB, D, L, C)`` so that each BN block's L heads are one matmul
+    ``(B, D) @ (D, L·C)``; head h = b·L + l, the order of ``spec.heads()``.
+    """
 
     def __init__(self, spec: GridSpec, dim: int, classes: int) -> None:
         super().__init__()
         self.spec = spec
-        heads = spec.heads()
-        self.register_buffer("lrs", torch.tensor([lr for lr, _ in heads]))
-        per_block = len(spec.lrs)
-        self.blocks = [
-            (bn, slice(i * per_block, (i + 1) * per_block)) for i, bn in enumerate(spec.bn)
-        ]
-        self.weight = nn.Parameter(_initial_weights(spec, dim, classes))  # (H, D, C)
-        self.bias = nn.Parameter(torch.zeros(len(heads), classes))  # (H, C)
+        nb, nl = len(spec.bn), len(spec.lrs)
+        self.shape = (nb, nl, classes)
+        init = _initial_weights(spec, dim, classes).view(nb, nl, dim, classes)
+        self.weight = nn.Parameter(init.permute(0, 2, 1, 3).contiguous())  # (NB, D, L, C)
+        self.bias = nn.Parameter(torch.zeros(nb, nl, classes))  # (NB, L, C)
+        lrs = torch.tensor(spec.lrs, dtype=torch.float32)
+        self.register_buffer("lr_weight", lrs.view(1, 1, nl, 1).expand(nb, 1, nl, 1).clone())
+        self.register_buffer("lr_bias", lrs.view(1, nl, 1).expand(nb, nl, 1).clone())
         self.norm = nn.BatchNorm1d(dim, affine=False)  # shared: it has no parameters
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(H, B, C)`` of every head for features ``x (B, D)``: one matmul per block."""
+    def head_weight(self, h: int) -> torch.Tensor:
+        """Head h's weight ``(D, C)``."""
+        b, lr_index = divmod(h, self.shape[1])
+        return self.weight[b, :, lr_index, :]
+
+    def head_bias(self, h: int) -> torch.Tensor:
+        b, lr_index = divmod(h, self.shape[1])
+        return self.bias[b, lr_index]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, C)`` logits of every head for features ``x (B, D)``."""
+        nb, nl, c = self.shape
         out = []
-        for bn, block in self.blocks:
+        for b, bn in enumerate(self.spec.bn):
             inp = self.norm(x) if bn else x  # (B, D)
-            logits = torch.einsum("bd,hdc->hbc", inp, self.weight[block])  # (h, B, C)
-            out.append(logits + self.bias[block].unsqueeze(1))
-        return torch.cat(out)
+            w = self.weight[b].view(inp.shape[1], nl * c)  # (D, L*C)
+            out.append((inp @ w).view(-1, nl, c) + self.bias[b])  # (B, L, C)
+        return torch.cat(out, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(H, B, C)``."""
+        return self.logits(x).transpose(0, 1)
 
 
 @torch.no_grad()
 def _sgd_step(grid: HeadGrid, bufs: list[torch.Tensor | None], scale: float) -> None:
     """torch.optim.SGD's update, with a learning rate per head (``lrs * scale``)."""
     spec = grid.spec
-    for i, p in enumerate((grid.weight, grid.bias)):
+    for i, (p, lr) in enumerate(((grid.weight, grid.lr_weight), (grid.bias, grid.lr_bias))):
         d_p = p.grad
         if spec.weight_decay:
             d_p = d_p.add(p, alpha=spec.weight_decay)
@@ -102,8 +125,7 @@ def _sgd_step(grid: HeadGrid, bufs: list[torch.Tensor | None], scale: float) -> 
             else:
                 bufs[i].mul_(spec.momentum).add_(d_p)
             d_p = d_p.add(bufs[i], alpha=spec.momentum) if spec.nesterov else bufs[i]
-        lr = (grid.lrs * scale).view(-1, *([1] * (p.dim() - 1)))
-        p.sub_(lr * d_p)
+        p.addcmul_(lr, d_p, value=-scale)
 
 
 def train_grid(
@@ -119,13 +141,13 @@ def train_grid(
     bar = tqdm(total=total, desc=f"linear grid ({n_heads} heads)", disable=not progress)
     for epoch in range(spec.epochs):
         grid.train()
-        for idx in _batches(len(feats), spec, epoch):
-            x, y = feats[idx], labels[idx]
-            logits = grid(x)  # (H, B, C)
+        for x, y in epoch_batches(feats, labels, spec, epoch):
+            logits = grid.logits(x)  # (B, H, C)
             # Sum over heads of each head's mean cross-entropy: head h's gradient is its own.
-            loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(n_heads), reduction="sum")
+            target = y.unsqueeze(1).expand(-1, n_heads)  # (B, H)
+            loss = F.cross_entropy(logits.transpose(1, 2), target, reduction="sum") / len(y)
             grid.zero_grad(set_to_none=True)
-            (loss / len(idx)).backward()
+            loss.backward()
             _sgd_step(grid, bufs, _cosine(step, total))
             step += 1
             bar.update()
@@ -137,7 +159,7 @@ def train_grid(
 def grid_accuracy(grid: HeadGrid, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Top-1 (%) of every head, ``(H,)``."""
     grid.eval()
-    correct = torch.zeros(grid.weight.shape[0])
+    correct = torch.zeros(len(grid.spec.heads()))
     for x, y in zip(feats.split(4096), labels.split(4096), strict=True):
         correct += (grid(x).argmax(-1) == y).sum(1).float().cpu()  # (H,)
     return 100.0 * correct / len(labels)
@@ -172,8 +194,8 @@ def train_separate(
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total))
         head.train()
         for epoch in range(spec.epochs):
-            for idx in _batches(len(feats), spec, epoch):
-                loss = F.cross_entropy(head(feats[idx]), labels[idx])
+            for x, y in epoch_batches(feats, labels, spec, epoch):
+                loss = F.cross_entropy(head(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

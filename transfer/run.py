@@ -66,7 +66,7 @@ def aggregate(outputs: list[TaskOutput]) -> dict:
     metrics: dict = {}
     for key, value in outputs[0].metrics.items():
         values = [o.metrics[key] for o in outputs]
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             metrics[key] = statistics.fmean(values)
             metrics[f"{key}_std"] = statistics.stdev(values)
     metrics["per_seed"] = [o.metrics for o in outputs]
@@ -115,7 +115,9 @@ def headline(record: dict) -> str:
     keys = [
         k
         for k in m
-        if k.startswith(("top1", "box_AP", "mask_AP", "voc07_AP")) and not k.endswith("_std")
+        if k.startswith(("top1", "box_AP", "mask_AP", "voc07_AP"))
+        and not k.endswith("_std")
+        and isinstance(m[k], float)
     ]
     return ", ".join(
         f"{k} {m[k]:.2f}" + (f" ± {m[k + '_std']:.2f}" if k + "_std" in m else "") for k in keys
@@ -153,6 +155,7 @@ def format_table(rows: list[dict]) -> str:
             if not k.startswith(("top1", "box_AP", "voc07_AP")) or not isinstance(v, float):
                 continue
             r = random.get(task, {}).get(k)
+            r = r if isinstance(r, float) else None
             gain = f"{v - r:+.2f}" if r is not None else ""
             lines.append(
                 f"| {task} | {k} | {v:.2f} | {r:.2f} | {gain} |"

@@ -32,7 +32,8 @@ def coco_evaluate(
     iou_type: str = "bbox",
     image_ids: Sequence[int] | None = None,
 ) -> dict[str, float]:
-    """COCO AP/AP50/AP75/APs/APm/APl in percent (pycocotools COCOeval).
+    """COCO AP/AP50/AP75/APs/APm/APl in percent (pycocotools COCOeval); None for an area
+    range without ground truth.
 
     ``detections`` carry 0-based labels, mapped back to ``categories``' ids; for
     ``iou_type="segm"`` each also carries a ``segmentation`` (RLE).
@@ -58,7 +59,11 @@ def coco_evaluate(
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return {k: float(v) * 100.0 for k, v in zip(COCO_STATS, ev.stats[:6], strict=True)}
+    # pycocotools reports -1 where no ground truth falls in an area range: no value, not 0
+    return {
+        k: float(v) * 100.0 if v >= 0 else None
+        for k, v in zip(COCO_STATS, ev.stats[:6], strict=True)
+    }
 
 
 def voc_ap_11point(recall: np.ndarray, precision: np.ndarray) -> float:
