@@ -64,7 +64,7 @@ def aggregate(outputs: list[TaskOutput]) -> dict:
     if len(outputs) == 1:
         return outputs[0].metrics
     metrics: dict = {}
-    for key, value in outputs[0].metrics.items():
+    for key in outputs[0].metrics:
         values = [o.metrics[key] for o in outputs]
         if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
             metrics[key] = statistics.fmean(values)
