@@ -43,7 +43,8 @@ def run_dir(tmp_path: Path, tiny_fmnist: Path) -> Path:
     cfg = tiny_config(tiny_fmnist)
     model = build_method(cfg)
     run = tmp_path / "runs" / "simsiam_resnet18_fmnist-20260101-000000"
-    atomic_save({"model": model.state_dict(), "config": cfg.to_dict()}, run / "checkpoints/last.pt")
+    ckpt = {"model": model.state_dict(), "config": cfg.to_dict(), "step": 4, "epoch": 0.5}
+    atomic_save(ckpt, run / "checkpoints/last.pt")
     return run
 
 
@@ -57,6 +58,7 @@ def test_model_sources(run_dir: Path, encoder_dir: Path, monkeypatch) -> None:
     from_run = load_model(str(run_dir))
     assert from_run.kind == "run_dir" and from_run.pretrain["method"] == "simsiam"
     assert from_run.pretrain["recipe"] == "simsiam_resnet18_fmnist"
+    assert (from_run.pretrain["trained_steps"], from_run.pretrain["trained_epochs"]) == (4, 0.5)
     assert from_run.preprocess["input_size"] == [1, 28, 28]  # the run's Fashion-MNIST pipeline
     ckpt = torch.load(run_dir / "checkpoints/last.pt", weights_only=False)["model"]
     torch.testing.assert_close(

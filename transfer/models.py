@@ -76,6 +76,8 @@ def pretrain_summary(config: dict[str, Any]) -> dict[str, Any]:
         "recipe": ssl.get("recipe_name") or recipe.get("recipe"),
         "backbone": ssl.get("backbone"),
         "epochs": ssl.get("epochs", train.get("epochs")),
+        "trained_steps": ssl.get("trained_steps"),  # run directories: the checkpoint's own
+        "trained_epochs": ssl.get("trained_epochs"),
         "batch_size": ssl.get("batch_size", train.get("batch_size")),
         "dataset": ssl.get("dataset", (recipe.get("data") or {}).get("dataset")),
         "git_sha": ssl.get("git_sha"),
@@ -95,6 +97,10 @@ def _from_run_dir(run_dir: Path) -> Encoder:
         config["num_features"] = encoder.num_features
         encoder.config = config
     encoder.config["ssl"]["source"] = f"run directory {run_dir.name}"
+    # How far the checkpoint got (a run may be evaluated before its recipe's last epoch).
+    meta = torch.load(ckpt, map_location="cpu", weights_only=False)
+    encoder.config["ssl"]["trained_steps"] = meta.get("step")
+    encoder.config["ssl"]["trained_epochs"] = meta.get("epoch")
     return encoder
 
 
