@@ -58,3 +58,4 @@ bench: $(STAMP) data
 	$(PY) -m pip install --quiet --progress-bar off -e '.[bench]'
 	$(PY) benchmarks/pretrain_throughput.py
 	$(PY) benchmarks/data_pipeline.py
+	$(PY) benchmarks/linear_probe.py  # the latest runs/ encoder, else the recipe's random init

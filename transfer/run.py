@@ -1,0 +1,200 @@
+"""Measure an encoder: ``python transfer/run.py --task <name> --model <hub id | encoder dir |
+run dir> [key=value ...]``.
+
+Tasks (one file each in ``transfer/tasks/``): knn, linear, lowshot, fmnist_det, voc_det,
+coco_det. With no ``--task`` it runs the embedded default: kNN, the fast linear probe,
+low-shot and fmnist_det, for the model and for the same architecture at random init; with no
+``--model`` the model is the latest ``runs/simsiam_resnet18_fmnist-*`` pretraining run. Every
+(model, task) run writes one record ``leaderboards/results/<task>/<run id>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from transfer import records, tasks  # noqa: E402
+from transfer.models import LoadedModel, load_model  # noqa: E402
+from transfer.tasks import RunContext, TaskOutput  # noqa: E402
+
+EMBEDDED = ("fmnist_det", "knn", "linear", "lowshot")  # detection first: the longest
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", help=f"one of {', '.join(tasks.MODULES)}; none: the embedded default")
+    p.add_argument("--model", help="Hub repo id, encoder folder, or pretraining run directory")
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
+    p.add_argument("--random-init", action="store_true", help="the architecture at random init")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds", type=int, default=1, help="runs with seeds seed..seed+N-1: mean ± std"
+    )
+    p.add_argument("--engine", help="detection engine: torchvision (default) or detectron2")
+    p.add_argument("--iters", type=int, help="detection: training iterations (small runs)")
+    p.add_argument("--short-side", type=int, help="detection: one train/test short side (px)")
+    p.add_argument("--results-dir", type=Path, default=None, help="default leaderboards/results")
+    p.add_argument("--work-dir", type=Path, default=Path("transfer_work"))
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("overrides", nargs="*", help="task options, e.g. lrs=(0.1,1.0) epochs=5")
+    return p.parse_intermixed_args(argv)
+
+
+def task_overrides(args: argparse.Namespace) -> list[str]:
+    extra = []
+    if args.engine:
+        extra.append(f"engine={args.engine}")
+    if args.iters:
+        extra.append(f"iters={args.iters}")
+    if args.short_side:
+        extra.append(f"short_side={args.short_side}")
+    return list(args.overrides) + extra
+
+
+def aggregate(outputs: list[TaskOutput]) -> dict:
+    """One seed: its metrics. Several: mean and std of every numeric metric, and each seed's."""
+    if len(outputs) == 1:
+        return outputs[0].metrics
+    metrics: dict = {}
+    for key in outputs[0].metrics:
+        values = [o.metrics[key] for o in outputs]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            metrics[key] = statistics.fmean(values)
+            metrics[f"{key}_std"] = statistics.stdev(values)
+    metrics["per_seed"] = [o.metrics for o in outputs]
+    return metrics
+
+
+def run_task(
+    name: str,
+    model: LoadedModel,
+    overrides: list[str],
+    ctx: RunContext,
+    seeds: int = 1,
+) -> tuple[dict, Path]:
+    """Run a task (``seeds`` times), write its record, return (record, path)."""
+    module = tasks.get(name)
+    opts = tasks.parse_options(module.Options, overrides)
+    started = time.perf_counter()
+    base_seed = ctx.seed
+    outputs = []
+    for s in range(base_seed, base_seed + seeds):
+        ctx.seed = s
+        outputs.append(module.run(model, opts, ctx))
+    ctx.seed = base_seed
+    record = {
+        "run_id": records.run_id(
+            name, model.model_id + ("-random_init" if "random" in model.kind else ""), base_seed
+        ),
+        "task": name,
+        "model": {"id": model.model_id, "revision": model.revision, "kind": model.kind},
+        "pretrain": model.pretrain,
+        "protocol": outputs[0].protocol,
+        "metrics": aggregate(outputs),
+        "seed": base_seed if seeds == 1 else list(range(base_seed, base_seed + seeds)),
+        "git_sha": records.git_sha(),
+        "hardware": records.hardware(),
+        "wall_seconds": time.perf_counter() - started,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "extra": outputs[0].extra if seeds == 1 else [o.extra for o in outputs],
+    }
+    path = records.write_record(record, ctx.results_root)
+    return record, path
+
+
+def headline(record: dict) -> str:
+    m = record["metrics"]
+    keys = [
+        k
+        for k in m
+        if k.startswith(("top1", "box_AP", "mask_AP", "voc07_AP"))
+        and not k.endswith("_std")
+        and isinstance(m[k], float)
+    ]
+    return ", ".join(
+        f"{k} {m[k]:.2f}" + (f" ± {m[k + '_std']:.2f}" if k + "_std" in m else "") for k in keys
+    )
+
+
+def run_embedded(args: argparse.Namespace, ctx: RunContext) -> list[dict]:
+    """kNN, fast linear, low-shot and fmnist_det for the model and its random init (detection
+    first: the longest task, and the two backbones train on the same schedule)."""
+    out = []
+    started = time.perf_counter()
+    models = {
+        "trained": load_model(args.model, args.revision, seed=args.seed),
+        "random init": load_model(args.model, args.revision, random_init=True, seed=args.seed),
+    }
+    for name in EMBEDDED:
+        for label, model in models.items():
+            overrides = task_overrides(args) if name == "fmnist_det" else []
+            record, path = run_task(name, model, overrides, ctx)
+            print(
+                f"[{label}] {name}: {headline(record)}  ({record['wall_seconds']:.0f} s) -> {path}"
+            )
+            out.append({"init": label, **record})
+    print(f"embedded default: {time.perf_counter() - started:.0f} s in all")
+    print(format_table(out))
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    trained = {r["task"]: r["metrics"] for r in rows if r["init"] == "trained"}
+    random = {r["task"]: r["metrics"] for r in rows if r["init"] == "random init"}
+    lines = ["| task | metric | trained | random init | gain |", "|---|---|---|---|---|"]
+    for task, m in trained.items():
+        for k, v in m.items():
+            if not k.startswith(("top1", "box_AP", "voc07_AP")) or not isinstance(v, float):
+                continue
+            r = random.get(task, {}).get(k)
+            r = r if isinstance(r, float) else None
+            gain = f"{v - r:+.2f}" if r is not None else ""
+            lines.append(
+                f"| {task} | {k} | {v:.2f} | {r:.2f} | {gain} |"
+                if r is not None
+                else f"| {task} | {k} | {v:.2f} | | |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ctx = RunContext(
+        seed=args.seed, device=device, results_root=args.results_dir, work_dir=args.work_dir
+    )
+    if args.task is None:
+        return run_embedded(args, ctx)
+    model = load_model(args.model, args.revision, args.random_init, args.seed)
+    record, path = run_task(args.task, model, task_overrides(args), ctx, args.seeds)
+    print(f"{args.task}: {headline(record)}  ({record['wall_seconds']:.0f} s)\nrecord: {path}")
+    return [record]
+
+
+if __name__ == "__main__":
+    from hub.encoder import EncoderLoadError
+    from pretrain.data import DataError
+    from transfer.detection.coco import COCOError
+    from transfer.detection.engine_detectron2 import Detectron2Missing
+    from transfer.detection.voc import VOCError
+    from transfer.models import ModelError
+    from transfer.probe_loop import BackboneChangedError
+
+    try:
+        main()
+    except (
+        ModelError, tasks.OptionError, DataError, VOCError, COCOError, Detectron2Missing,
+        EncoderLoadError, BackboneChangedError,
+    ) as e:  # fmt: skip
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,91 @@
+"""The transfer tasks, one file each, registered by name.
+
+A task module defines ``NAME``, an ``Options`` dataclass (every hyperparameter that moves the
+number, overridable as ``key=value`` on the command line) and
+``run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from transfer.features import FeatureCache
+
+MODULES = ("knn", "linear", "lowshot", "fmnist_det", "voc_det", "coco_det")
+
+
+class OptionError(ValueError):
+    """A ``key=value`` override that the task does not have or cannot parse."""
+
+
+@dataclass
+class RunContext:
+    """What every task of one ``transfer/run.py`` invocation shares."""
+
+    seed: int = 0
+    cache: FeatureCache = field(default_factory=FeatureCache)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    results_root: Path | None = None
+    work_dir: Path = Path("transfer_work")
+
+
+@dataclass
+class TaskOutput:
+    """The task's part of a result record."""
+
+    protocol: dict[str, Any]
+    metrics: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def get(name: str) -> ModuleType:
+    """The task module registered as ``name``."""
+    if name not in MODULES:
+        raise OptionError(f"unknown task {name!r}; available: {', '.join(MODULES)}")
+    return importlib.import_module(f"transfer.tasks.{name}")
+
+
+def parse_options(options_cls: type, overrides: list[str]) -> Any:
+    """An ``Options`` instance with ``key=value`` overrides applied (typed like the defaults)."""
+    opts = options_cls()
+    fields = {f.name: f for f in dataclasses.fields(options_cls)}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise OptionError(f"override {item!r} is not key=value")
+        if key not in fields:
+            raise OptionError(
+                f"unknown option {key!r} for {options_cls.__module__.rsplit('.', 1)[-1]}; "
+                f"valid: {', '.join(sorted(fields))}"
+            )
+        setattr(opts, key, _coerce(key, raw, getattr(opts, key)))
+    return opts
+
+
+def _coerce(key: str, raw: str, default: Any) -> Any:
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+    elif isinstance(default, float) and isinstance(value, int | float):
+        return float(value)
+    elif isinstance(default, tuple) and isinstance(value, tuple | list | int | float):
+        return tuple(value) if isinstance(value, tuple | list) else (value,)
+    elif default is None or isinstance(value, type(default)):
+        return value
+    elif isinstance(default, str):
+        return raw
+    raise OptionError(f"{key}={raw!r}: expected {type(default).__name__}")

@@ -1,0 +1,48 @@
+"""kNN classification on frozen features: cosine similarity, the k nearest training features
+vote with weight exp(sim / T) (Wu et al. 2018; k 20 and 200, T 0.07 as the common protocols,
+RECIPES.md). Batched top-k on the device (``pretrain/knn.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from pretrain.knn import knn_predict
+from transfer.features import FMNIST_ROOT, DataSpec
+from transfer.models import LoadedModel
+from transfer.tasks import RunContext, TaskOutput
+
+NAME = "knn"
+
+
+@dataclass
+class Options:
+    dataset: str = "fashion_mnist"
+    data_root: str = FMNIST_ROOT
+    ks: tuple = (20, 200)
+    t: float = 0.07
+
+
+def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
+    spec = DataSpec(opts.dataset, opts.data_root)
+    bank, bank_labels = ctx.cache.get(model, spec, "train")
+    query, query_labels = ctx.cache.get(model, spec, "test")
+    device = ctx.device
+    bank_n = F.normalize(bank.to(device), dim=1)  # (N, D)
+    query_n = F.normalize(query.to(device), dim=1)  # (Q, D)
+    num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
+    metrics = {}
+    for k in opts.ks:
+        preds = knn_predict(query_n, bank_n, bank_labels.to(device), num_classes, int(k), opts.t)
+        metrics[f"top1_k{k}"] = 100.0 * (preds.cpu() == query_labels).float().mean().item()
+    protocol = {
+        **ctx.cache.protocol(model, spec),
+        "bank": spec.describe("train", len(bank_labels)),
+        "queries": spec.describe("test", len(query_labels)),
+        "similarity": "cosine",
+        "vote": "weighted, exp(sim / T)",
+        "ks": list(opts.ks),
+        "t": opts.t,
+    }
+    return TaskOutput(protocol, metrics)
