@@ -26,7 +26,7 @@ from torchvision import transforms as T
 from tqdm.auto import tqdm
 
 from pretrain.augment import IMAGENET_MEAN, IMAGENET_STD, SmallImageAugment
-from transfer.lars import LARS
+from pretrain.lars import LARS
 
 
 class BackboneChangedError(RuntimeError):
@@ -104,7 +104,13 @@ def train_augment(dataset: str, size: int, in_chans: int) -> Callable:
 
 def _optimizer(preset: PaperPreset, params, lr: float) -> torch.optim.Optimizer:
     if preset.optimizer == "lars":
-        return LARS(params, lr, preset.momentum, preset.weight_decay)
+        # SimSiam's probe: the weight matrix is adapted, the bias (1-D) is not (You et al. 2017).
+        params = list(params)
+        groups = [
+            {"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "no_decay": True},
+        ]
+        return LARS([g for g in groups if g["params"]], lr, preset.momentum, preset.weight_decay)
     return torch.optim.SGD(
         params,
         lr,
