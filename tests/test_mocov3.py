@@ -38,8 +38,8 @@ def test_forward_is_the_symmetric_sum_against_the_momentum_encoder():
     loss = model(x1, x2)["loss"]
     q1 = model.predictor(model.projector(model.backbone(x1)))
     q2 = model.predictor(model.projector(model.backbone(x2)))
-    k1 = model.momentum_projector(model.momentum_backbone(x1))
-    k2 = model.momentum_projector(model.momentum_backbone(x2))
+    k1 = model.target_projector(model.target_backbone(x1))
+    k2 = model.target_projector(model.target_backbone(x2))
     expected = contrastive_loss(q1, k2, 0.5) + contrastive_loss(q2, k1, 0.5)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     loss.backward()

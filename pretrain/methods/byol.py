@@ -15,14 +15,12 @@ target at its random init, 18.8), ``momentum_schedule='constant'`` (τ = τ_base
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.ema import ema_update_
 from pretrain.heads import bn_layout, build_predictor, mlp_head
+from pretrain.methods.momentum_target import MomentumTargetMethod
 
 
 def byol_loss(q: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -30,10 +28,8 @@ def byol_loss(q: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return (2.0 - 2.0 * F.cosine_similarity(q.float(), z.float(), dim=-1)).mean()
 
 
-class BYOL(nn.Module):
+class BYOL(MomentumTargetMethod):
     """Online backbone + projector + predictor; EMA target backbone + projector."""
-
-    ddp_ignore = ("target_backbone", "target_projector")  # each rank updates its own copy
 
     def __init__(
         self,
@@ -46,9 +42,7 @@ class BYOL(nn.Module):
         loss: str = "symmetric",
         bn: str = "hidden",
     ) -> None:
-        super().__init__()
-        if loss not in ("symmetric", "asymmetric"):
-            raise ValueError(f"BYOL's loss is 'symmetric' or 'asymmetric', got {loss!r}")
+        super().__init__(loss)
         layout = bn_layout(bn)
         self.backbone = backbone
         self.projector = mlp_head(
@@ -64,42 +58,7 @@ class BYOL(nn.Module):
             bn_hidden=layout["hidden"],
             bn_last=layout["pred_out"],
         )
-        self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        self.loss_mode = loss
+        self._attach_target()
 
-    def online(self) -> nn.ModuleList:
-        return nn.ModuleList([self.backbone, self.projector])
-
-    def target(self) -> nn.ModuleList:
-        return nn.ModuleList([self.target_backbone, self.target_projector])
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        h1, h2 = self.backbone(x1), self.backbone(x2)  # (N, F)
-        z1, z2 = self.projector(h1), self.projector(h2)  # (N, D)
-        q1 = self.predictor(z1)  # (N, D)
-        with torch.no_grad():
-            t2 = self.target_projector(self.target_backbone(x2))  # (N, D)
-        loss = byol_loss(q1, t2)
-        if self.loss_mode == "symmetric":
-            q2 = self.predictor(z2)
-            with torch.no_grad():
-                t1 = self.target_projector(self.target_backbone(x1))
-            loss = loss + byol_loss(q2, t1)
-        return {"loss": loss, "z": z1.detach(), "h": h1.detach()}
-
-    @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        """ξ ← τξ + (1 − τ)θ (BYOL §3.1), after the optimizer step."""
-        ema_update_(self.target(), self.online(), momentum)
-
-    def param_groups(self, fix_pred_lr: bool) -> list[dict]:
-        """Online parameters only; the target is never optimized."""
-        return [
-            {"name": "encoder", "params": list(self.online().parameters())},
-            {
-                "name": "predictor",
-                "params": list(self.predictor.parameters()),
-                "fix_lr": fix_pred_lr,
-            },
-        ]
+    def pair_loss(self, q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return byol_loss(q, t)

@@ -5,6 +5,9 @@ Transformers", arXiv 2104.02057; facebookresearch/moco-v3).
   an EMA of the query encoder with m following a cosine from ``momentum_base`` to 1 (§3, Alg. 1).
 - loss: symmetric InfoNCE over the batch's keys, gathered from every rank, with temperature τ,
   scaled by 2τ (repository ``contrastive_loss``): ctr(q1, k2) + ctr(q2, k1).
+- the momentum encoder is updated after each optimizer step (``MomentumTargetMethod``); the
+  repository updates it at the start of each forward, which gives the same sequence of
+  weights with the schedule index shifted by one step.
 - MLP heads (repository ``_build_mlp``): every linear without bias, BN on every layer, output
   BN without affine; ResNet: 2-layer projector, predictor without output BN (``bn =
   hidden_proj_out``); ViT: 3-layer projector, predictor with output BN (``bn = all``).
@@ -18,14 +21,12 @@ Ablation switches: ``temperature``, ``momentum_base`` / ``momentum_schedule``, `
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.ema import ema_update_
 from pretrain.heads import bn_layout, build_predictor, mlp_head
+from pretrain.methods.momentum_target import MomentumTargetMethod
 from slurm.dist import all_gather, current
 
 
@@ -41,10 +42,9 @@ def contrastive_loss(q: torch.Tensor, k: torch.Tensor, temperature: float) -> to
     return F.cross_entropy(logits, labels) * (2 * temperature)
 
 
-class MoCoV3(nn.Module):
-    """Query encoder (backbone + projector) + predictor; momentum key encoder."""
-
-    ddp_ignore = ("momentum_backbone", "momentum_projector")  # each rank updates its own copy
+class MoCoV3(MomentumTargetMethod):
+    """Query encoder (backbone + projector) + predictor; the momentum key encoder is the target
+    (``target_backbone`` + ``target_projector``)."""
 
     def __init__(
         self,
@@ -59,9 +59,7 @@ class MoCoV3(nn.Module):
         loss: str = "symmetric",
         bn: str = "hidden_proj_out",
     ) -> None:
-        super().__init__()
-        if loss not in ("symmetric", "asymmetric"):
-            raise ValueError(f"MoCo v3's loss is 'symmetric' or 'asymmetric', got {loss!r}")
+        super().__init__(loss)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         layout = bn_layout(bn)
@@ -82,47 +80,8 @@ class MoCoV3(nn.Module):
             bn_last_affine=False,
             bias=False,
         )
-        self.momentum_backbone = copy.deepcopy(backbone).requires_grad_(False)
-        self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self._attach_target()
         self.temperature = temperature
-        self.loss_mode = loss
 
-    def online(self) -> nn.ModuleList:
-        return nn.ModuleList([self.backbone, self.projector])
-
-    def target(self) -> nn.ModuleList:
-        return nn.ModuleList([self.momentum_backbone, self.momentum_projector])
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        h1, h2 = self.backbone(x1), self.backbone(x2)  # (N, F)
-        z1, z2 = self.projector(h1), self.projector(h2)  # (N, D)
-        q1 = self.predictor(z1)  # (N, D)
-        with torch.no_grad():
-            k2 = self.momentum_projector(self.momentum_backbone(x2))  # (N, D)
-        loss = contrastive_loss(q1, k2, self.temperature)
-        if self.loss_mode == "symmetric":
-            q2 = self.predictor(z2)
-            with torch.no_grad():
-                k1 = self.momentum_projector(self.momentum_backbone(x1))
-            loss = loss + contrastive_loss(q2, k1, self.temperature)
-        return {"loss": loss, "z": z1.detach(), "h": h1.detach()}
-
-    @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        """Momentum encoder ← m·itself + (1 − m)·query encoder.
-
-        The repository updates at the start of each forward; updating after each optimizer step
-        gives the same sequence of weights, the schedule index shifted by one step.
-        """
-        ema_update_(self.target(), self.online(), momentum)
-
-    def param_groups(self, fix_pred_lr: bool) -> list[dict]:
-        """Query-side parameters only; the momentum encoder is never optimized."""
-        return [
-            {"name": "encoder", "params": list(self.online().parameters())},
-            {
-                "name": "predictor",
-                "params": list(self.predictor.parameters()),
-                "fix_lr": fix_pred_lr,
-            },
-        ]
+    def pair_loss(self, q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return contrastive_loss(q, t, self.temperature)
