@@ -111,6 +111,7 @@ class TrainerState:
     """What ``Trainer.train_step`` reads from ``self``; lets the benchmark call it unbound."""
 
     model: nn.Module
+    forward_model: nn.Module  # the model itself: one process, no DDP wrapper
     optimizer: torch.optim.Optimizer
     device: torch.device
     memory_format: torch.memory_format
@@ -126,6 +127,7 @@ def ours_step(
     model.train()
     state = TrainerState(
         model=model,
+        forward_model=model,
         optimizer=build_optimizer(model, cfg),
         device=device,
         memory_format=memory_format,
