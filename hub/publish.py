@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ if __name__ == "__main__":  # `python hub/publish.py` from a checkout
 
 from hub.encoder import Encoder  # noqa: E402
 from hub.importer import import_checkpoint  # noqa: E402
+from hub.provenance import git_sha  # noqa: E402
 from hub.zoo import AUTHORS, ZooModel, published_path, record_published  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,16 +41,6 @@ def find_checkpoint(source: Path) -> Path:
             "pass a run directory written by pretrain/run.py or a checkpoint file"
         )
     return ckpt
-
-
-def git_sha(root: Path = ROOT) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
 def result_records(results_dir: Path, ids: set[str]) -> list[dict[str, Any]]:
@@ -138,7 +128,7 @@ def build_encoder(
         **row.ssl(),
         "recipe_name": recipe.get("recipe"),
         "recipe": recipe,
-        "git_sha": git_sha(),
+        "git_sha": git_sha() or "unknown",
         "repo_id": repo_id,
         "checkpoint_step": _checkpoint_step(ckpt),
     }

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 
 from hub.backbones import BackboneSpec
 from hub.encoder import Encoder
+from hub.provenance import write_json_atomic
 
 PUBLISHED = Path(__file__).with_name("published.json")
 LINEAR = "imagenet linear probe"
@@ -186,13 +186,7 @@ def record_published(row: ZooModel, revisions: list[str], path: Path | None = No
     entry["results"] = list(row.results)
     entry["revisions"] = revisions
     rows.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(sorted(rows, key=lambda r: r["name"]), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, sorted(rows, key=lambda r: r["name"]))
 
 
 def models() -> tuple[ZooModel, ...]:

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python pretrain
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from hub.provenance import git_sha, write_json_atomic  # noqa: E402
 from pretrain.config import Config, load_config  # noqa: E402
 from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog  # noqa: E402
 from pretrain.train import Trainer  # noqa: E402
@@ -231,16 +230,6 @@ def judge(expect: str, rec: dict) -> tuple[bool, list[str]]:
     return not failed, failed
 
 
-def git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def run_variant(
     variant: Variant, seed: int, steps: int, out_dir: Path, data_root: str | None = None
 ) -> dict:
@@ -289,7 +278,7 @@ def run_variant(
             "t": cfg.monitor.knn_t,
         },
         "config": cfg.to_dict(),
-        "git_sha": git_sha(),
+        "git_sha": git_sha() or "unknown",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),
@@ -297,9 +286,7 @@ def run_variant(
     }
     rec["reproduced"], rec["not_reproduced_because"] = judge(variant.expect, rec)
     path = out_dir / f"{variant.method}-{variant.name}-seed{seed}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(rec, indent=2) + "\n")
-    os.replace(tmp, path)  # atomic
+    write_json_atomic(path, rec)
     return rec
 
 

@@ -8,37 +8,17 @@ hardware and wall time (DESIGN.md, "Result").
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hub.provenance import write_json_atomic
+
 RESULTS_ROOT = Path(os.environ.get("SIAMHUB_RESULTS", "leaderboards/results"))
-
-
-def git_sha() -> str | None:
-    """The checkout's commit (``+dirty`` when it has uncommitted changes), or None outside git."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ("+dirty" if dirty else "")
 
 
 def hardware() -> dict[str, Any]:
@@ -69,19 +49,7 @@ def write_record(record: dict[str, Any], root: Path | None = None) -> Path:
             raise ValueError(f"result record lacks '{key}'")
     folder = Path(root or RESULTS_ROOT) / record["task"]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{record['run_id']}.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=False, default=_jsonable)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(folder / f"{record['run_id']}.json", record, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:

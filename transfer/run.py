@@ -21,6 +21,7 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402
 
+from hub.provenance import git_sha  # noqa: E402
 from transfer import records, tasks  # noqa: E402
 from transfer.models import LoadedModel, load_model  # noqa: E402
 from transfer.tasks import RunContext, TaskOutput  # noqa: E402
@@ -100,7 +101,7 @@ def run_task(
         "protocol": outputs[0].protocol,
         "metrics": aggregate(outputs),
         "seed": base_seed if seeds == 1 else list(range(base_seed, base_seed + seeds)),
-        "git_sha": records.git_sha(),
+        "git_sha": git_sha(),
         "hardware": records.hardware(),
         "wall_seconds": time.perf_counter() - started,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
