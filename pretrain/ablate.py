@@ -2,15 +2,18 @@
 
 Runs a named matrix of ablation variants (``MATRIX``) of SimSiam, BYOL and MoCo v3 on the
 embedded Fashion-MNIST default, several seeds each, and writes one JSON result record per run
-under ``--out`` (default ``leaderboards/results/ablation/``), then prints a table and draws
-``ablation.png`` (final z-std × √d against kNN on z, one point per run).
+under ``--out`` (default ``leaderboards/results/ablation/``), each with its collapse curve
+(z-std × √d, rank, m_o, loss, and kNN every 100 steps), then prints a table and draws
+``ablation.png`` (final z-std × √d against kNN on z, one point per run) under ``--work``
+(default ``runs/ablation/``, beside the run directories). ``leaderboards/build.py`` renders the
+records as the collapse-ablation board.
 
 Every run is short so the whole matrix fits a CPU: the Fashion-MNIST recipe of its method with
 a narrow backbone (ResNet-18 at width 16), small heads, batch 128 and ``--steps`` steps
 (default 300) whose schedules span exactly those steps. kNN top-1 (k 20, T 0.07, cosine) is
 measured on a fixed bank of 5,000 training images and 1,000 test queries, on the backbone
 features h and on the projector output z, at step 0 (the random-init baseline: the very
-weights the run starts from) and at the end.
+weights the run starts from), every 100 steps, and at the end.
 
 Each variant carries the claim it tests (RECIPES.md, "claims the ablation benchmark checks"):
 - ``collapse``: z-std × √d < 0.2 and kNN on z within 10 points of chance (10%);
@@ -46,6 +49,8 @@ NEAR_CHANCE = 10.0  # points above chance still counted as "at chance"
 BATCH = 128
 TRAIN_IMAGES = 60000  # Fashion-MNIST's training split
 DEFAULT_OUT = Path("leaderboards/results/ablation")
+DEFAULT_WORK = Path("runs/ablation")  # run directories, the table and the scatter plot
+CURVE_KEYS = ("step", "loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_z", "knn_h")
 
 # The narrow, short version of each method's Fashion-MNIST recipe (one run ≈ 1 CPU-minute).
 FAST = [
@@ -59,8 +64,8 @@ FAST = [
     "monitor.every=25",
     "monitor.knn_bank=5000",
     "monitor.knn_queries=1000",
-    "monitor.knn_every_epochs=1000",  # measured at step 0 and at the end only
 ]
+KNN_EVERY_STEPS = 100  # kNN at step 0, every 100 steps and at the end: the collapse curves
 HEADS = {
     "simsiam": ["method.proj_dim=256", "method.proj_hidden_dim=256", "method.pred_hidden_dim=64"],
     "byol": ["method.proj_dim=64", "method.proj_hidden_dim=256", "method.pred_hidden_dim=256"],
@@ -203,6 +208,7 @@ def build_config(variant: Variant, seed: int, steps: int, data_root: str | None)
         f"train.seed={seed}",
         f"train.epochs={steps / steps_per_epoch!r}",  # the schedules span exactly `steps`
         f"train.max_steps={steps}",
+        f"monitor.knn_every_epochs={KNN_EVERY_STEPS / steps_per_epoch!r}",
         "optim.warmup_epochs=0.0",
         *variant.overrides,
     ]
@@ -231,11 +237,16 @@ def judge(expect: str, rec: dict) -> tuple[bool, list[str]]:
 
 
 def run_variant(
-    variant: Variant, seed: int, steps: int, out_dir: Path, data_root: str | None = None
+    variant: Variant,
+    seed: int,
+    steps: int,
+    out_dir: Path,
+    data_root: str | None = None,
+    work_dir: Path = DEFAULT_WORK,
 ) -> dict:
     """Train one (variant, seed), write its result record, and return it."""
     cfg = build_config(variant, seed, steps, data_root)
-    run_dir = out_dir / "runs" / f"{variant.name}-seed{seed}"
+    run_dir = work_dir / f"{variant.method}-{variant.name}-seed{seed}"
     if run_dir.exists():  # a fresh run every time: no resume from an older matrix
         for p in sorted(run_dir.rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
@@ -248,6 +259,8 @@ def run_variant(
     init = rows[0]
     final = {k: v for row in rows for k, v in row.items()}  # latest value of every metric
     rec = {
+        "run_id": f"{variant.method}-{variant.name}-seed{seed}",
+        "task": "ablation",
         "kind": "collapse_ablation",
         "method": variant.method,
         "variant": variant.name,
@@ -277,6 +290,7 @@ def run_variant(
             "k": cfg.monitor.knn_k,
             "t": cfg.monitor.knn_t,
         },
+        "curve": [{k: row[k] for k in CURVE_KEYS if k in row} for row in rows],
         "config": cfg.to_dict(),
         "git_sha": git_sha() or "unknown",
         "torch": torch.__version__,
@@ -379,6 +393,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result records folder")
+    p.add_argument(
+        "--work", type=Path, default=DEFAULT_WORK, help="run directories, table and plot"
+    )
     p.add_argument("--data", help="Fashion-MNIST folder (default: the recipes' data.root)")
     p.add_argument("--list", action="store_true", help="print the matrix and exit")
     return p.parse_args(argv)
@@ -401,7 +418,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     bar = tqdm(jobs, desc="ablation", unit="run", position=0)
     for variant, seed in bar:
         bar.set_postfix_str(f"{variant.name} seed {seed}")
-        rec = run_variant(variant, seed, args.steps, args.out, args.data)
+        rec = run_variant(variant, seed, args.steps, args.out, args.data, args.work)
         records.append(rec)
         verdict = "reproduced" if rec["reproduced"] else "NOT reproduced"
         tqdm.write(
@@ -411,9 +428,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
     table = format_table(summarize(records))
     print(table)
-    (args.out / "table.txt").write_text(table + "\n")
-    png = plot(records, args.out / "ablation.png")
-    print(f"records: {args.out}/*.json  table: {args.out}/table.txt  plot: {png}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    (args.work / "table.txt").write_text(table + "\n")
+    png = plot(records, args.work / "ablation.png")
+    print(f"records: {args.out}/*.json  table: {args.work}/table.txt  plot: {png}")
+    print("leaderboard page: python leaderboards/build.py -> leaderboards/collapse_ablation.md")
     return records
 
 

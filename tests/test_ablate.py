@@ -44,7 +44,7 @@ def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
     monkeypatch.setattr(ablate, "BATCH", 64)
     monkeypatch.setattr(ablate, "TRAIN_IMAGES", 512)
     out = tmp_path / "results"
-    r = ablate.run_variant(BY_NAME["no_stop_grad"], 0, 2, out, str(tiny_fmnist))
+    r = ablate.run_variant(BY_NAME["no_stop_grad"], 0, 2, out, str(tiny_fmnist), tmp_path / "w")
     on_disk = json.loads((out / "simsiam-no_stop_grad-seed0.json").read_text())
     assert on_disk == json.loads(json.dumps(r))
     for key in ("method", "variant", "seed", "knn_z", "knn_h", "init_knn_z", "init_knn_h",
@@ -53,6 +53,11 @@ def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
         assert key in on_disk, key
     assert on_disk["steps"] == 2 and on_disk["config"]["method"]["stop_grad"] is False
     assert on_disk["reproduced"] == (not on_disk["not_reproduced_because"])
+    assert on_disk["task"] == "ablation" and on_disk["run_id"] == "simsiam-no_stop_grad-seed0"
+    curve = on_disk["curve"]  # step 0 (with the random-init kNN), then the logged steps
+    assert [row["step"] for row in curve][0] == 0 and curve[-1]["step"] == 2
+    assert curve[0]["knn_z"] == on_disk["init_knn_z"] and curve[-1]["knn_z"] == on_disk["knn_z"]
+    assert curve[-1]["z_std_sqrt_d"] == on_disk["z_std_sqrt_d"]
     table = ablate.format_table(ablate.summarize([r]))
     assert "no_stop_grad" in table and "collapse" in table
 

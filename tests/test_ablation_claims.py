@@ -34,7 +34,10 @@ def records(tmp_path_factory) -> dict[str, dict]:
     if not (FMNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.fail(f"Fashion-MNIST missing in {FMNIST}: run 'make data'")
     out = tmp_path_factory.mktemp("ablation")
-    recs = {name: run_variant(BY_NAME[name], 0, STEPS, out, str(FMNIST)) for name in VARIANTS}
+    recs = {
+        name: run_variant(BY_NAME[name], 0, STEPS, out, str(FMNIST), out / "runs")
+        for name in VARIANTS
+    }
     for name, r in recs.items():
         print(
             f"{name}: z-std x sqrt(d) {r['z_std_sqrt_d']:.3f}, kNN z {r['knn_z']:.1f}, "
