@@ -77,6 +77,10 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     batch_size: int = 512  # global batch, split across ranks
+    # Micro-batches per step: each rank's share of the batch is split in `accum_steps` chunks
+    # whose gradients add up before the step (for a batch that does not fit). BN statistics and
+    # MoCo v3's in-batch negatives then come from a chunk, not the whole batch: it is recorded.
+    accum_steps: int = 1
     epochs: float = 100.0
     max_steps: int = 0  # > 0 stops early at this step (the schedule still spans `epochs`)
     seed: int = 0

@@ -97,6 +97,12 @@ class Trainer:
             raise ConfigError(
                 f"train.batch_size={t.batch_size} is larger than the dataset ({len(self.dataset)})"
             )
+        per_rank = t.batch_size // self.dist.world_size
+        if t.accum_steps < 1 or per_rank % t.accum_steps:
+            raise ConfigError(
+                f"train.accum_steps={t.accum_steps} must be >= 1 and divide each process's share "
+                f"of the batch ({per_rank} = {t.batch_size} / {self.dist.world_size} processes)"
+            )
         self.schedule_steps = math.ceil(t.epochs * self.steps_per_epoch)
         self.total_steps = (
             min(t.max_steps, self.schedule_steps) if t.max_steps else self.schedule_steps
@@ -223,10 +229,14 @@ class Trainer:
             if self.amp_dtype is not None
             else nullcontext()
         )
-        with amp:
-            out = self.forward_model(*views)
         self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        accum = self.cfg.train.accum_steps
+        if accum == 1:
+            with amp:
+                out = self.forward_model(*views)
+            out["loss"].backward()
+        else:
+            out = self._accumulate(views, accum, amp)
         self.optimizer.step()
         update_target = getattr(self.model, "update_target", None)
         if update_target is not None:
@@ -234,3 +244,22 @@ class Trainer:
                 raise ValueError("a method with an EMA target needs the step's momentum")
             update_target(momentum)
         return out
+
+    def _accumulate(
+        self, views: tuple[torch.Tensor, ...], accum: int, amp: Any
+    ) -> dict[str, torch.Tensor]:
+        """Gradients of ``accum`` micro-batches summed (each loss scaled by 1/accum), with DDP's
+        all-reduce only on the last one; returns the mean loss and the concatenated outputs."""
+        chunks = list(zip(*(v.chunk(accum) for v in views), strict=True))  # accum × views
+        outs = []
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            no_sync = getattr(self.forward_model, "no_sync", None)
+            with nullcontext() if last or no_sync is None else no_sync():
+                with amp:
+                    out = self.forward_model(*chunk)
+                (out["loss"] / len(chunks)).backward()
+            outs.append({k: v.detach() for k, v in out.items()})
+        merged = {k: torch.cat([o[k] for o in outs]) for k in outs[0] if outs[0][k].dim() > 0}
+        merged["loss"] = torch.stack([o["loss"] for o in outs]).mean()
+        return merged

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ def hardware() -> dict[str, Any]:
 
 
 def run_id(task: str, model_id: str, seed: int) -> str:
-    """``<time>-<model>-s<seed>``: sortable, unique per run, safe as a file name."""
+    """``<time>-<model>-s<seed>-<random>``: sortable, safe as a file name, and unique even for
+    runs of the same model and seed finishing in the same second (a sweep's array tasks)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-s{seed}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-s{seed}-{secrets.token_hex(3)}"
 
 
 def write_record(record: dict[str, Any], root: Path | None = None) -> Path:
@@ -49,7 +51,10 @@ def write_record(record: dict[str, Any], root: Path | None = None) -> Path:
             raise ValueError(f"result record lacks '{key}'")
     folder = Path(root or RESULTS_ROOT) / record["task"]
     folder.mkdir(parents=True, exist_ok=True)
-    return write_json_atomic(folder / f"{record['run_id']}.json", record, default=_jsonable)
+    path = folder / f"{record['run_id']}.json"
+    if path.exists():  # records are immutable: never overwrite another run's
+        raise FileExistsError(f"result record {path} exists already; give the run a new run_id")
+    return write_json_atomic(path, record, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:
