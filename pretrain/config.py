@@ -69,7 +69,10 @@ class OptimConfig:
     exclude_bias_norm: bool = False  # biases and norm params (1-D): no weight decay, no LARS
     lars_eta: float = 1e-3  # LARS trust coefficient (BYOL App. C: 1e-3)
     fix_pred_lr: bool = True  # SimSiam Table 1 / repository --fix-pred-lr
-    warmup_epochs: float = 0.0  # RECIPES: 10 for batch >= 1024
+    warmup_epochs: float = 0.0  # linear warmup from 0 (BYOL, MoCo v3: 10 epochs)
+    # SimSiam §4.2 / Table 2: no warmup, but 10 epochs of it for batches >= 1024. 0: no rule.
+    large_batch: int = 0
+    large_batch_warmup_epochs: float = 0.0
     schedule: str = "cosine"  # "cosine" or "constant"
     per_step: bool = False  # repository decays per epoch; True decays every step
 
@@ -125,6 +128,15 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def warmup_epochs(self) -> float:
+        """The recipe's warmup, or its large-batch warmup when the batch reaches
+        ``optim.large_batch`` (SimSiam §4.2: 10 epochs for batch >= 1024)."""
+        o = self.optim
+        if o.large_batch and self.train.batch_size >= o.large_batch:
+            return max(o.warmup_epochs, o.large_batch_warmup_epochs)
+        return o.warmup_epochs
 
     @property
     def init_lr(self) -> float:

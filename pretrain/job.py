@@ -95,7 +95,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
         return summary
 
     def checkpoint(
-        self, config: dict[str, Any], run_dir: str
+        self, config: dict[str, Any], run_dir: str, *rest: Any
     ) -> submitit.helpers.DelayedSubmission:
         """Save the state at the end of the current step, then requeue (rank 0, from submitit)."""
         run = Path(run_dir)
@@ -111,4 +111,6 @@ class PretrainJob(submitit.helpers.Checkpointable):
             return None  # submitit then fails the job with "checkpoint function returned None"
         _event(run, event="checkpoint", step=step, requeue=done + 1)
         print(f"checkpointed at step {step}; requeue {done + 1}/{self.max_requeues}", flush=True)
-        return submitit.helpers.DelayedSubmission(PretrainJob(self.max_requeues), config, run_dir)
+        # the same kind of job (a subclass: a sweep point) with the same arguments
+        resubmit = type(self)(self.max_requeues)
+        return submitit.helpers.DelayedSubmission(resubmit, config, run_dir, *rest)

@@ -159,7 +159,7 @@ class Trainer:
             self.cfg.init_lr,
             epoch,
             self.cfg.train.epochs,
-            warmup_epochs=o.warmup_epochs,
+            warmup_epochs=self.cfg.warmup_epochs,
             schedule=o.schedule,
         )
 

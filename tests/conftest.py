@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,8 @@ import torch
 from pretrain.config import Config, load_config
 
 FMNIST = Path(os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist"))
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / "slurm" / "dev-cluster"
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
@@ -81,3 +86,29 @@ def _seeded_and_nondeterministic_after():
     torch.manual_seed(0)
     yield
     torch.use_deterministic_algorithms(False)  # a Trainer with train.deterministic sets it
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real single-node Slurm on 127.0.0.1 for the session, stopped afterwards (by pid)."""
+    run = Path(tempfile.mkdtemp(prefix="siamhub-slurm-"))
+    os.chmod(run, 0o755)  # munged runs as the munge user and must reach its socket folder
+    saved = {k: os.environ.get(k) for k in ("SLURM_CONF", "PYTHONPATH")}
+    try:
+        proc = subprocess.run(
+            ["bash", str(DEV / "start.sh"), str(run)], capture_output=True, text=True, timeout=900
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"the dev Slurm cluster did not start:\n{proc.stdout}\n{proc.stderr}")
+        os.environ["SLURM_CONF"] = str(run / "etc" / "slurm.conf")
+        # jobs import this checkout (they inherit the environment of sbatch)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
+        yield run
+    finally:
+        subprocess.run(["bash", str(DEV / "stop.sh"), str(run)], capture_output=True, timeout=120)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(run, ignore_errors=True)

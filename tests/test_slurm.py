@@ -1,17 +1,15 @@
 """Pretraining through submitit on a real Slurm cluster started on 127.0.0.1 for this session.
 
-The session fixture runs ``slurm/dev-cluster/start.sh`` (which installs Debian's Slurm, munge,
-slurmdbd and MariaDB when missing) and ``stop.sh`` afterwards, also when a test fails.
+The session fixture ``slurm_cluster`` (tests/conftest.py) runs ``slurm/dev-cluster/start.sh``
+(which installs Debian's Slurm, munge, slurmdbd and MariaDB when missing) and ``stop.sh``
+afterwards, also when a test fails.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,34 +26,8 @@ from tests.conftest import TINY, tiny_config
 
 pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[1]
-DEV = ROOT / "slurm" / "dev-cluster"
 # ~160 steps of ~30 ms: long enough to interrupt mid-run; knn off to keep it short
 LONG = ("train.epochs=20", "train.threads=1", "monitor.knn_every_epochs=0", "eval.final_knn=false")
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    run = Path(tempfile.mkdtemp(prefix="siamhub-slurm-"))
-    os.chmod(run, 0o755)  # munged runs as the munge user and must reach its socket folder
-    saved = {k: os.environ.get(k) for k in ("SLURM_CONF", "PYTHONPATH")}
-    try:
-        proc = subprocess.run(
-            ["bash", str(DEV / "start.sh"), str(run)], capture_output=True, text=True, timeout=900
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"the dev Slurm cluster did not start:\n{proc.stdout}\n{proc.stderr}")
-        os.environ["SLURM_CONF"] = str(run / "etc" / "slurm.conf")
-        # jobs import this checkout (they inherit the environment of sbatch)
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
-        yield run
-    finally:
-        subprocess.run(["bash", str(DEV / "stop.sh"), str(run)], capture_output=True, timeout=120)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(run, ignore_errors=True)
 
 
 def executor(folder: Path, cpus: int = 1, partition: str = "debug") -> submitit.AutoExecutor:

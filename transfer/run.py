@@ -80,8 +80,12 @@ def run_task(
     overrides: list[str],
     ctx: RunContext,
     seeds: int = 1,
+    annotations: dict | None = None,
 ) -> tuple[dict, Path]:
-    """Run a task (``seeds`` times), write its record, return (record, path)."""
+    """Run a task (``seeds`` times), write its record, return (record, path).
+
+    ``annotations`` are extra top-level fields of the record (a sweep point's ``sweep`` block).
+    """
     module = tasks.get(name)
     opts = tasks.parse_options(module.Options, overrides)
     started = time.perf_counter()
@@ -106,6 +110,7 @@ def run_task(
         "wall_seconds": time.perf_counter() - started,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "extra": outputs[0].extra if seeds == 1 else [o.extra for o in outputs],
+        **(annotations or {}),
     }
     path = records.write_record(record, ctx.results_root)
     return record, path

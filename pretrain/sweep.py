@@ -1,0 +1,606 @@
+"""Sweeps: ``python pretrain/sweep.py --recipe NAME --batch-sizes 64,128,...,4096 [--lr-scaling
+linear|sqrt] [--transfer knn,linear] [--slurm PRESET | --cluster local] [key=value ...]``.
+
+One pretraining per point, each followed by the requested transfer tasks, every point writing
+one ``pretrain`` result record and one record per transfer task (all carrying the sweep's
+``sweep`` block, which ``leaderboards/build.py`` groups by). Axes: ``--batch-sizes`` (with the
+recipe's lr rule: lr = base_lr × batch/256, SimSiam §4.2 / Table 2, or ``--lr-scaling sqrt``:
+base_lr × √(batch/256); the recipe's large-batch warmup, ``optim.large_batch``), any config key
+with ``--set key=v1,v2,...`` (lr, weight decay, τ, epochs ...; repeatable: the product), and
+several recipes with ``--recipe a,b,c`` (methods side by side on the same budget).
+
+Where the points run: here, one after the other (no flag); as one Slurm job array with at most
+``--parallelism`` points at once (``--slurm PRESET``); or as submitit jobs on this machine
+(``--cluster local``, ``--parallelism`` at a time). Each point is a ``SweepPointJob``: a
+``PretrainJob`` (preemption → checkpoint → requeue → exact resume) that then runs its transfer
+tasks on rank 0.
+
+Resumable: the sweep lives in ``--sweep-dir`` (default ``runs/sweeps/<name>``). A point is
+done when its ``point.json`` lists records that exist; re-running the same command skips done
+points, leaves points whose Slurm jobs are still queued or running alone, and resubmits the
+rest, which resume from their last checkpoint and skip the transfer tasks already recorded.
+``--micro-batch N`` splits a batch that does not fit into gradient-accumulation steps of at most
+N images per process (``train.accum_steps``), recorded in the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hub.provenance import git_sha, write_json_atomic  # noqa: E402
+from pretrain.config import ConfigError, load_config  # noqa: E402
+from pretrain.job import PretrainJob  # noqa: E402
+from slurm.presets import PRESETS, PresetError, Resources, resolve  # noqa: E402
+
+BATCH_KEY = "train.batch_size"
+LR_SCALINGS = ("linear", "sqrt")
+SPEC = "sweep.json"
+DONE = "point.json"
+PROGRESS = "sweep_progress.json"
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked (its message says what to change)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One pretraining of the sweep: a recipe and the values of the swept keys."""
+
+    recipe: str
+    settings: tuple[tuple[str, str], ...]  # (key, value as typed) per swept key
+    recipe_swept: bool = False  # several recipes: the recipe is part of the point's name
+
+    @property
+    def slug(self) -> str:
+        """A folder name, e.g. ``batch_size-256`` or ``byol_resnet18_fmnist``."""
+        parts = [self.recipe] if self.recipe_swept else []
+        parts += [f"{k.rsplit('.', 1)[-1]}-{v}" for k, v in self.settings]
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(parts))
+
+
+@dataclass
+class SweepSpec:
+    """What defines a sweep; stored in ``sweep.json`` so that a re-run can check it is the same."""
+
+    name: str
+    recipes: list[str]
+    axes: dict[str, list[str]]  # key -> values, in the order given
+    lr_scaling: str = "linear"
+    transfer: list[str] = field(default_factory=list)
+    transfer_overrides: list[str] = field(default_factory=list)  # "task:key=value"
+    overrides: list[str] = field(default_factory=list)  # every point
+    micro_batch: int = 0  # max images per process per forward; 0: the whole share
+
+    def points(self) -> list[Point]:
+        keys = list(self.axes)
+        return [
+            Point(recipe, tuple(zip(keys, combo, strict=True)), len(self.recipes) > 1)
+            for recipe in self.recipes
+            for combo in itertools.product(*(self.axes[k] for k in keys))
+        ]
+
+    def axis_name(self) -> str:
+        """What the sweep varies, for records and pages: ``train.batch_size``, ``recipe`` ..."""
+        names = (["recipe"] if len(self.recipes) > 1 else []) + list(self.axes)
+        return ",".join(names) or "recipe"
+
+
+def accum_steps_for(per_process: int, micro_batch: int) -> int:
+    """The fewest micro-batches of at most ``micro_batch`` images that split ``per_process``
+    evenly (1 when it fits or no limit is set)."""
+    if micro_batch <= 0 or per_process <= micro_batch:
+        return 1
+    for accum in range(math.ceil(per_process / micro_batch), per_process + 1):
+        if per_process % accum == 0:
+            return accum
+    return per_process
+
+
+def point_overrides(spec: SweepSpec, point: Point, world_size: int) -> list[str]:
+    """The config overrides of ``point``: shared overrides, the point's values, then what the
+    lr rule and the micro-batch limit derive from them."""
+    overrides = [*spec.overrides, *(f"{k}={v}" for k, v in point.settings)]
+    cfg = load_config(point.recipe, overrides)  # validates keys and types before anything runs
+    batch = cfg.train.batch_size
+    if spec.lr_scaling == "sqrt":
+        # lr = base × √(B/256) written as the linear rule's base_lr' × B/256
+        overrides.append(f"optim.base_lr={cfg.optim.base_lr * math.sqrt(256 / batch)!r}")
+    if batch % world_size:
+        raise SweepError(
+            f"{BATCH_KEY}={batch} does not split over {world_size} processes; "
+            f"pick batch sizes that are multiples of {world_size}"
+        )
+    accum = accum_steps_for(batch // world_size, spec.micro_batch)
+    if accum > 1:
+        overrides.append(f"train.accum_steps={accum}")
+    return overrides
+
+
+def sweep_block(spec: SweepSpec, point: Point, cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    """The ``sweep`` field of every record of ``point``."""
+    axis = spec.axis_name()
+    values = {k: v for k, v in point.settings}
+    if axis == "recipe":
+        value: Any = point.recipe
+    elif len(point.settings) == 1 and len(spec.recipes) == 1:
+        value = _typed(cfg_dict, point.settings[0][0])
+    else:
+        value = {"recipe": point.recipe, **values} if len(spec.recipes) > 1 else values
+    all_values: list[Any] = (
+        [_literal(v) for v in spec.axes[axis]] if axis in spec.axes else list(spec.recipes)
+    )
+    return {
+        "id": spec.name,
+        "axis": axis,
+        "value": value,
+        "values": all_values,
+        "point": point.slug,
+        "lr_scaling": spec.lr_scaling,
+    }
+
+
+def _typed(cfg_dict: dict[str, Any], key: str) -> Any:
+    section, name = key.split(".", 1)
+    return cfg_dict[section][name]
+
+
+def _literal(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip("'\"")
+
+
+# ---------------------------------------------------------------------------------- the job
+
+
+class SweepPointJob(PretrainJob):
+    """A sweep point as one (Slurm) job: pretrain (resumable), then the transfer tasks on rank
+    0, each writing its record once; ``point.json`` last, which marks the point done."""
+
+    def __call__(  # type: ignore[override]
+        self, config: dict[str, Any], run_dir: str, point: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        summary = super().__call__(config, run_dir)
+        if summary is None:  # not rank 0
+            return None
+        return finish_point(Path(run_dir), summary, point)
+
+
+def finish_point(run: Path, summary: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """Write the point's pretraining record and run its transfer tasks (skipping those a
+    previous attempt recorded), then ``point.json``; returns the point's result."""
+    import torch
+
+    from transfer import records
+    from transfer.models import load_model
+    from transfer.run import run_task
+    from transfer.tasks import RunContext
+
+    progress_path = run / PROGRESS
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() else {}
+    results_root = Path(point["results_dir"]) if point.get("results_dir") else None
+    annotations = {"sweep": point["sweep"]}
+    if "pretrain" not in progress:
+        record = pretrain_record(run, summary, point)
+        progress["pretrain"] = str(records.write_record(record, results_root))
+        write_json_atomic(progress_path, progress)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ctx = RunContext(
+        seed=point.get("seed", 0), device=device, results_root=results_root, work_dir=run / "work"
+    )
+    model = None
+    for task in point["transfer"]:
+        if task in progress:
+            continue
+        if model is None:
+            model = load_model(str(run))
+            model = replace(model, model_id=f"{point['sweep']['id']}/{point['sweep']['point']}")
+        overrides = task_overrides(task, point.get("transfer_overrides", []), summary["config"])
+        record, path = run_task(task, model, overrides, ctx, annotations=annotations)
+        progress[task] = str(path)
+        write_json_atomic(progress_path, progress)
+        print(f"[{point['sweep']['point']}] {task}: {record['metrics']}", flush=True)
+    done = {"point": point["sweep"]["point"], "records": progress, "summary": summary["final"]}
+    write_json_atomic(run / DONE, done)
+    return done
+
+
+def task_overrides(task: str, given: list[str], config: dict[str, Any]) -> list[str]:
+    """``task:key=value`` options for ``task``; the pretraining data folder by default."""
+    from transfer import tasks
+
+    mine = [o.split(":", 1)[1] for o in given if o.split(":", 1)[0] == task]
+    fields = tasks.get(task).Options.__dataclass_fields__
+    given_root = any(o.startswith("data_root=") for o in mine)
+    same_data = "dataset" in fields and config["data"]["dataset"] == fields["dataset"].default
+    if "data_root" in fields and same_data and not given_root:
+        mine.insert(0, f"data_root={config['data']['root']}")
+    return mine
+
+
+def pretrain_record(run: Path, summary: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """The ``pretrain`` result record of a sweep point (``leaderboards/results/pretrain/``)."""
+    from pretrain.config import from_dict
+    from transfer import records
+
+    cfg = from_dict(summary["config"])
+    steps = summary["steps"]
+    metrics = {k: v for k, v in summary["final"].items()}
+    metrics["collapsed"] = bool(summary["collapsed"])
+    metrics["train_seconds"] = summary["train_seconds"]
+    metrics["images_per_second"] = (
+        steps * cfg.train.batch_size / summary["train_seconds"] if summary["train_seconds"] else 0
+    )
+    if "knn_eval" in summary:
+        metrics["final_knn"] = summary["knn_eval"]
+    model_id = f"{point['sweep']['id']}/{point['sweep']['point']}"
+    world = summary.get("world_size", 1)
+    return {
+        "run_id": records.run_id("pretrain", model_id, cfg.train.seed),
+        "task": "pretrain",
+        "model": {"id": model_id, "revision": None, "kind": "run_dir", "path": str(run)},
+        "pretrain": {
+            "method": cfg.method.name,
+            "recipe": cfg.recipe,
+            "backbone": asdict(cfg.model),
+            "epochs": cfg.train.epochs,
+            "trained_steps": steps,
+            "trained_epochs": summary["epochs"],
+            "batch_size": cfg.train.batch_size,
+            "dataset": cfg.data.dataset,
+            "seed": cfg.train.seed,
+            "source": f"sweep {point['sweep']['id']}, run directory {run.name}",
+        },
+        "protocol": {
+            "recipe": cfg.recipe,
+            "method": cfg.method.name,
+            "batch_size": cfg.train.batch_size,
+            "world_size": world,
+            "accum_steps": cfg.train.accum_steps,
+            "micro_batch": cfg.train.batch_size // world // cfg.train.accum_steps,
+            "lr_scaling": point["sweep"]["lr_scaling"],
+            "base_lr": cfg.optim.base_lr,
+            "lr": cfg.init_lr,
+            "warmup_epochs": cfg.warmup_epochs,
+            "epochs": cfg.train.epochs,
+            "steps": steps,
+            "optimizer": cfg.optim.name,
+            "overrides": point["overrides"],
+        },
+        "metrics": metrics,
+        "sweep": point["sweep"],
+        "seed": cfg.train.seed,
+        "git_sha": git_sha(),
+        "hardware": records.hardware(),
+        "wall_seconds": summary.get("wall_seconds"),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "job": summary.get("job"),
+    }
+
+
+# ---------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class Plan:
+    """The points of a sweep and what each needs now."""
+
+    spec: SweepSpec
+    folder: Path
+    todo: list[Point]
+    done: list[Point]
+    in_flight: list[Point]
+
+
+def plan(spec: SweepSpec, folder: Path, active_jobs: set[str] | None = None) -> Plan:
+    """Compare ``spec`` with the sweep folder: which points are done, in flight, or to run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_path = folder / SPEC
+    if spec_path.exists():
+        stored = json.loads(spec_path.read_text())
+        now = asdict(spec)
+        if stored["spec"] != now:
+            diff = "; ".join(
+                f"{k}: {stored['spec'].get(k)!r} there, {now.get(k)!r} now"
+                for k in sorted(set(now) | set(stored["spec"]))
+                if stored["spec"].get(k) != now.get(k)
+            )
+            raise SweepError(
+                f"{folder} holds a different sweep ({diff}); re-run it with the same "
+                "arguments to resume it, or give this one another --name or --sweep-dir"
+            )
+        jobs = stored.get("jobs", {})
+    else:
+        jobs = {}
+        write_json_atomic(spec_path, {"spec": asdict(spec), "jobs": jobs})
+    todo, done, flying = [], [], []
+    for point in spec.points():
+        if is_done(folder / point.slug):
+            done.append(point)
+        elif active_jobs and jobs.get(point.slug) in active_jobs:
+            flying.append(point)
+        else:
+            todo.append(point)
+    return Plan(spec, folder, todo, done, flying)
+
+
+def is_done(run: Path) -> bool:
+    """A point is done when ``point.json`` exists and every record it lists exists."""
+    marker = run / DONE
+    if not marker.exists():
+        return False
+    listed = json.loads(marker.read_text())["records"]
+    return all(Path(p).exists() for p in listed.values())
+
+
+def remember_jobs(folder: Path, job_ids: dict[str, str]) -> None:
+    stored = json.loads((folder / SPEC).read_text())
+    stored["jobs"] = {**stored.get("jobs", {}), **job_ids}
+    write_json_atomic(folder / SPEC, stored)
+
+
+def active_slurm_jobs(folder: Path) -> set[str]:
+    """The job ids of this sweep that Slurm still has queued or running."""
+    spec_path = folder / SPEC
+    if not spec_path.exists():
+        return set()
+    ids = set(json.loads(spec_path.read_text()).get("jobs", {}).values())
+    if not ids:
+        return set()
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(sorted(ids))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {line.strip() for line in out.splitlines() if line.strip()} & ids
+
+
+def point_args(
+    spec: SweepSpec, point: Point, folder: Path, world: int, results_dir: Path | None, seed: int
+) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The (config, run dir, point) arguments of a ``SweepPointJob``."""
+    overrides = point_overrides(spec, point, world)
+    cfg = load_config(point.recipe, overrides).to_dict()
+    info = {
+        "sweep": sweep_block(spec, point, cfg),
+        "transfer": spec.transfer,
+        "transfer_overrides": spec.transfer_overrides,
+        "overrides": overrides,
+        "results_dir": str(results_dir.resolve()) if results_dir else None,
+        "seed": seed,
+    }
+    return cfg, str((folder / point.slug).resolve()), info
+
+
+def run_sweep(
+    spec: SweepSpec,
+    folder: Path,
+    cluster: str | None = None,
+    resources: Resources | None = None,
+    parallelism: int = 1,
+    results_dir: Path | None = None,
+    wait: bool = True,
+    max_requeues: int = 10,
+) -> dict[str, Any]:
+    """Run (or submit) the points that are not done; return what happened."""
+    active = active_slurm_jobs(folder) if cluster == "slurm" else set()
+    p = plan(spec, folder, active)
+    world = resources.world_size if resources else 1
+    for point in p.todo:  # every config error before anything is submitted
+        point_args(spec, point, folder, world, results_dir, 0)
+    print(
+        f"sweep {spec.name} ({spec.axis_name()}): {len(p.done)} done, {len(p.in_flight)} queued "
+        f"or running, {len(p.todo)} to run -> {folder}",
+        flush=True,
+    )
+    report: dict[str, Any] = {
+        "done": [x.slug for x in p.done],
+        "in_flight": [x.slug for x in p.in_flight],
+        "submitted": [x.slug for x in p.todo],
+        "results": {},
+    }
+    if not p.todo:
+        return report
+    args = [point_args(spec, x, folder, world, results_dir, 0) for x in p.todo]
+    if cluster is None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(args, desc="sweep", unit="point")
+        for point, (cfg, run_dir, info) in zip(p.todo, bar, strict=True):
+            report["results"][point.slug] = SweepPointJob(max_requeues)(cfg, run_dir, info)
+        return report
+    from slurm.submit import make_executor, submit_array
+
+    assert resources is not None
+    executor = make_executor(
+        folder / "submitit", resources, cluster, f"sweep-{spec.name}", max_requeues,
+        array_parallelism=parallelism if cluster == "slurm" else None,
+    )  # fmt: skip
+    columns = [list(c) for c in zip(*args, strict=True)]
+    if cluster == "slurm":
+        jobs = submit_array(
+            executor, SweepPointJob(max_requeues), *columns, parallelism=parallelism
+        )
+        remember_jobs(folder, {x.slug: j.job_id for x, j in zip(p.todo, jobs, strict=True)})
+        print(
+            f"submitted job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} points, at most "
+            f"{parallelism} at once); follow with squeue; re-run this command to resume",
+            flush=True,
+        )
+        if wait:
+            for point, job in zip(p.todo, jobs, strict=True):
+                report["results"][point.slug] = job.results()[0]
+        else:
+            report["job_ids"] = [j.job_id for j in jobs]
+        return report
+    # local: submitit jobs on this machine, `parallelism` at a time
+    pending = list(zip(p.todo, args, strict=True))
+    running: list[tuple[Point, Any]] = []
+    while pending or running:
+        while pending and len(running) < parallelism:
+            point, (cfg, run_dir, info) = pending.pop(0)
+            running.append(
+                (point, executor.submit(SweepPointJob(max_requeues), cfg, run_dir, info))
+            )
+        point, job = running.pop(0)
+        report["results"][point.slug] = job.results()[0]
+    return report
+
+
+def format_table(folder: Path, spec: SweepSpec) -> str:
+    """One line per point: the swept values, pretraining figures, transfer headline metrics."""
+    lines = []
+    for point in spec.points():
+        run = folder / point.slug
+        if not is_done(run):
+            lines.append(f"{point.slug:<48} not done")
+            continue
+        done = json.loads((run / DONE).read_text())
+        s = done["summary"]
+        cells = [f"z·√d {s['z_std_sqrt_d']:.3f}", f"loss {s['loss']:.3f}"]
+        for task, path in done["records"].items():
+            if task == "pretrain":
+                continue
+            m = json.loads(Path(path).read_text())["metrics"]
+            cells += [f"{task} {k} {v:.2f}" for k, v in m.items() if k.startswith("top1")][:2]
+        lines.append(f"{point.slug:<48} " + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipe", required=True, help="recipe name(s), comma-separated")
+    p.add_argument("--batch-sizes", help="global batch sizes, e.g. 64,128,256,512,1024,2048,4096")
+    p.add_argument("--lr-scaling", choices=LR_SCALINGS, default="linear")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="sweep a config key over values (repeatable: all combinations)",
+    )
+    p.add_argument("--transfer", default="", help="transfer tasks per point, e.g. knn,linear")
+    p.add_argument(
+        "--transfer-opt",
+        action="append",
+        default=[],
+        metavar="TASK:KEY=VALUE",
+        help="a transfer task option, e.g. linear:epochs=5",
+    )
+    p.add_argument("--name", help="sweep name (default: recipe and swept keys)")
+    p.add_argument("--sweep-dir", type=Path, help="default runs/sweeps/<name>")
+    p.add_argument("--results-dir", type=Path, help="result records (default leaderboards/results)")
+    p.add_argument("--micro-batch", type=int, default=0, help="accumulate above N images/process")
+    p.add_argument("--slurm", metavar="PRESET", help=f"a Slurm job array: {', '.join(PRESETS)}")
+    p.add_argument("--cluster", choices=("slurm", "local"), help="local: submitit on this machine")
+    p.add_argument("--parallelism", type=int, default=4, help="points running at once")
+    p.add_argument("--partition")
+    p.add_argument("--account")
+    p.add_argument("--time", help="time limit per point (minutes or D-HH:MM:SS)")
+    p.add_argument("--cpus", type=int)
+    p.add_argument("--mem")
+    p.add_argument("--max-requeues", type=int, default=10)
+    p.add_argument("--no-wait", action="store_true", help="Slurm: return after submitting")
+    p.add_argument("overrides", nargs="*", help="config overrides for every point")
+    return p.parse_args(argv)
+
+
+def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    axes: dict[str, list[str]] = {}
+    if args.batch_sizes:
+        axes[BATCH_KEY] = [v.strip() for v in args.batch_sizes.split(",") if v.strip()]
+        if not all(v.isdigit() and int(v) > 0 for v in axes[BATCH_KEY]):
+            raise SweepError(f"--batch-sizes takes positive integers, got {args.batch_sizes!r}")
+    for item in args.set:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise SweepError(f"--set takes KEY=V1,V2,..., got {item!r}")
+        if key in axes:
+            raise SweepError(f"{key} is swept twice")
+        axes[key] = [v for v in values.split(",") if v]
+    recipes = [r for r in args.recipe.split(",") if r]
+    transfer = [t for t in args.transfer.split(",") if t]
+    if transfer:
+        from transfer import tasks
+
+        for t in transfer:
+            tasks.get(t)  # an unknown task names the available ones
+    if not axes and len(recipes) < 2:
+        raise SweepError("nothing to sweep: give --batch-sizes, --set KEY=V1,V2 or --recipe a,b")
+    swept = [k.rsplit(".", 1)[-1] for k in axes]
+    name = args.name or "-".join([recipes[0] if len(recipes) == 1 else "methods", *swept])
+    return SweepSpec(
+        name=name,
+        recipes=recipes,
+        axes=axes,
+        lr_scaling=args.lr_scaling,
+        transfer=transfer,
+        transfer_overrides=list(args.transfer_opt),
+        overrides=list(args.overrides),
+        micro_batch=args.micro_batch,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    spec = spec_from_args(args)
+    folder = args.sweep_dir or Path("runs/sweeps") / spec.name
+    cluster = args.cluster or ("slurm" if args.slurm else None)
+    resources = None
+    if cluster:
+        resources = resolve(
+            args.slurm or "cpu",
+            partition=args.partition,
+            account=args.account,
+            time=args.time,
+            cpus_per_task=args.cpus,
+            mem=args.mem,
+        )
+    report = run_sweep(
+        spec,
+        folder,
+        cluster,
+        resources,
+        args.parallelism,
+        args.results_dir,
+        wait=not args.no_wait,
+        max_requeues=args.max_requeues,
+    )
+    print(format_table(folder, spec))
+    print("leaderboards: python leaderboards/build.py")
+    return report
+
+
+if __name__ == "__main__":
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    # through the module, so that the pickled jobs name pretrain.sweep.SweepPointJob, not __main__
+    from pretrain.sweep import SweepError, main  # noqa: F811
+
+    try:
+        main()
+    except (SweepError, ConfigError, PresetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (FailedJobError, UncompletedJobError) as e:
+        print(f"error: a sweep point failed (re-run the command to resume):\n{e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,203 @@
+"""Sweeps (``pretrain/sweep.py``): the points and their lr rule, resumability, and a batch-size
+sweep as one job array on the real dev Slurm cluster, interrupted and completed."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pretrain import sweep
+from pretrain.config import ConfigError, load_config
+
+TINY_SWEEP = [
+    "model.width=8",
+    "method.proj_dim=32",
+    "method.proj_hidden_dim=32",
+    "method.pred_hidden_dim=8",
+    "train.epochs=1",
+    "train.precision='fp32'",
+    "train.threads=1",
+    "train.log_every=2",
+    "train.ckpt_every=2",
+    "monitor.every=2",
+    "monitor.knn_every_epochs=0",
+    "data.num_workers=0",
+    "eval.final_knn=false",
+]
+
+
+def cli(root: Path, folder: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        "--recipe", "simsiam_resnet18_fmnist", "--transfer", "knn",
+        "--sweep-dir", str(folder), "--results-dir", str(results),
+        *extra, *TINY_SWEEP, f"data.root={root}",
+    ]  # fmt: skip
+
+
+def records(results: Path, task: str) -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in sorted((results / task).glob("*.json"))}
+
+
+# ------------------------------------------------------------------------------ the points
+
+
+def test_points_are_the_product_of_the_axes_for_each_recipe():
+    spec = sweep.SweepSpec(
+        "s", ["a", "b"], {"train.batch_size": ["64", "128"], "optim.base_lr": ["0.1", "0.2"]}
+    )
+    points = spec.points()
+    assert len(points) == 8 and len({p.slug for p in points}) == 8
+    assert points[0].slug == "a-batch_size-64-base_lr-0.1"
+    assert spec.axis_name() == "recipe,train.batch_size,optim.base_lr"
+
+
+@pytest.mark.parametrize(
+    ("per_process", "micro", "accum"), [(256, 0, 1), (256, 256, 1), (256, 100, 4), (96, 40, 3)]
+)
+def test_accumulation_uses_the_fewest_even_micro_batches(per_process, micro, accum):
+    assert sweep.accum_steps_for(per_process, micro) == accum
+    assert per_process % accum == 0 and (micro == 0 or per_process // accum <= micro)
+
+
+@pytest.mark.parametrize("scaling", ["linear", "sqrt"])
+def test_lr_rule_per_batch_size(scaling):
+    """Linear: lr = base × B/256 (SimSiam Table 2); sqrt: base × √(B/256)."""
+    spec = sweep.SweepSpec("s", ["simsiam_resnet18_fmnist"], {"train.batch_size": ["64", "1024"]})
+    spec.lr_scaling = scaling
+    base = load_config("simsiam_resnet18_fmnist").optim.base_lr
+    for point in spec.points():
+        cfg = load_config(point.recipe, sweep.point_overrides(spec, point, world_size=1))
+        batch = cfg.train.batch_size
+        expected = base * (batch / 256 if scaling == "linear" else math.sqrt(batch / 256))
+        assert cfg.init_lr == pytest.approx(expected)
+        # the recipe's large-batch warmup (SimSiam §4.2: from batch 1024)
+        assert (cfg.warmup_epochs > 0) == (batch >= 1024)
+
+
+def test_a_batch_that_does_not_fit_becomes_gradient_accumulation():
+    spec = sweep.SweepSpec(
+        "s", ["simsiam_resnet18_fmnist"], {"train.batch_size": ["512"]}, micro_batch=128
+    )
+    (point,) = spec.points()
+    cfg = load_config(point.recipe, sweep.point_overrides(spec, point, world_size=2))
+    assert cfg.train.accum_steps == 2  # 256 per process, at most 128 per forward
+
+
+def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(sweep.SweepError, match="nothing to sweep"):
+        sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--sweep-dir", str(tmp_path)])
+    with pytest.raises(sweep.SweepError, match="positive integers"):
+        sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64,big"])
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64",
+                    "--transfer", "nope"])  # fmt: skip
+    with pytest.raises(ConfigError, match="optim.no_such_key"):
+        sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--set", "optim.no_such_key=1,2",
+                    "--sweep-dir", str(tmp_path / "s")])  # fmt: skip
+    assert not list(tmp_path.rglob("point.json"))
+
+
+# ------------------------------------------------------------------------------ in process
+
+
+def test_in_process_sweep_writes_records_and_resumes_only_what_is_missing(tiny_fmnist, tmp_path):
+    folder, results = tmp_path / "sweep", tmp_path / "results"
+    args = cli(tiny_fmnist, folder, results, "--batch-sizes", "32,64")
+    first = sweep.main(args)
+    assert first["submitted"] == ["batch_size-32", "batch_size-64"]
+    pre, knn = records(results, "pretrain"), records(results, "knn")
+    assert len(pre) == 2 and len(knn) == 2
+    by_batch = {r["sweep"]["value"]: r for r in pre.values()}
+    assert sorted(by_batch) == [32, 64]
+    r = by_batch[64]
+    assert r["sweep"]["axis"] == "train.batch_size" and r["sweep"]["values"] == [32, 64]
+    assert r["protocol"]["batch_size"] == 64 and r["protocol"]["steps"] == 512 // 64
+    assert r["protocol"]["lr"] == pytest.approx(0.1 * 64 / 256)
+    assert {k["sweep"]["point"] for k in knn.values()} == {"batch_size-32", "batch_size-64"}
+
+    again = sweep.main(args)  # nothing left to do
+    assert again["submitted"] == [] and sorted(again["done"]) == sorted(first["submitted"])
+
+    # an interrupted point: its kNN record and done-marker never got written
+    point = folder / "batch_size-64"
+    progress = json.loads((point / sweep.PROGRESS).read_text())
+    Path(progress.pop("knn")).unlink()
+    (point / sweep.PROGRESS).write_text(json.dumps(progress))
+    (point / sweep.DONE).unlink()
+    kept = {p: p.stat().st_mtime_ns for p in results.rglob("*.json")}
+    third = sweep.main(args)
+    assert third["submitted"] == ["batch_size-64"] and third["done"] == ["batch_size-32"]
+    assert len(records(results, "pretrain")) == 2  # the pretraining was not redone
+    assert len(records(results, "knn")) == 2
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # nothing rewritten
+
+
+def test_another_sweep_in_the_same_folder_is_refused(tiny_fmnist, tmp_path):
+    folder, results = tmp_path / "sweep", tmp_path / "results"
+    sweep.plan(
+        sweep.spec_from_args(
+            sweep.parse_args(cli(tiny_fmnist, folder, results, "--batch-sizes", "32"))
+        ),
+        folder,  # fmt: skip
+    )
+    with pytest.raises(sweep.SweepError, match="train.batch_size.*another --name"):
+        sweep.main(cli(tiny_fmnist, folder, results, "--batch-sizes", "64"))
+
+
+# ------------------------------------------------------------------------------ on Slurm
+
+
+def squeue(job_ids: list[str]) -> list[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(job_ids)], capture_output=True, text=True
+    ).stdout
+    return [line for line in out.split() if line]
+
+
+@pytest.mark.slurm
+def test_batch_size_sweep_as_one_slurm_array_interrupted_and_completed(
+    slurm_cluster, tiny_fmnist, tmp_path
+):
+    folder, results = tmp_path / "sweep", tmp_path / "results"
+    args = cli(
+        tiny_fmnist, folder, results, "--batch-sizes", "16,32,64,128",
+        "--slurm", "cpu", "--partition", "debug", "--cpus", "1", "--mem", "1G", "--time", "10",
+        "--parallelism", "1",
+    )  # fmt: skip
+    first = sweep.main([*args, "--no-wait"])
+    ids = first["job_ids"]
+    assert len(ids) == 4 and len({i.split("_")[0] for i in ids}) == 1  # one job array
+    script = next((folder / "submitit").rglob("*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-3%1" in script
+
+    # interrupt the sweep once its first point is done: cancel the whole array
+    deadline = time.time() + 240
+    while not sweep.is_done(folder / "batch_size-16"):
+        assert time.time() < deadline, (folder / "submitit").rglob("*.err")
+        time.sleep(0.5)
+    subprocess.run(["scancel", ids[0].split("_")[0]], check=True)
+    while squeue(ids):
+        time.sleep(0.5)
+    done_before = [
+        p for p in ("16", "32", "64", "128") if sweep.is_done(folder / f"batch_size-{p}")
+    ]
+    assert "16" in done_before and len(done_before) < 4
+    kept = {p: p.read_bytes() for p in results.rglob("*.json")}
+
+    second = sweep.main(args)  # the same command resumes: only the missing points run
+    missing = [f"batch_size-{b}" for b in ("16", "32", "64", "128") if b not in done_before]
+    assert second["submitted"] == missing
+    assert sorted(second["done"]) == sorted(f"batch_size-{b}" for b in done_before)
+    assert all(sweep.is_done(folder / p) for p in missing)
+
+    pre, knn = records(results, "pretrain"), records(results, "knn")
+    assert sorted(r["sweep"]["value"] for r in pre.values()) == [16, 32, 64, 128]
+    assert sorted(r["sweep"]["value"] for r in knn.values()) == [16, 32, 64, 128]
+    assert all(p.read_bytes() == b for p, b in kept.items())  # done points untouched
+    assert all(r["hardware"]["device"] and r["finished_at"] for r in pre.values())
+    assert {r["protocol"]["steps"] for r in pre.values()} == {512 // b for b in (16, 32, 64, 128)}
