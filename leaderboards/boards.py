@@ -190,6 +190,14 @@ def sources(rows: list[ReportedRow], papers: dict[str, str]) -> str:
     return "\n".join(f"- {n}: {papers[n]}" for n in names)
 
 
+def eval_dataset(group: Group) -> str:
+    """The data the number was measured on (the protocol's dataset), for the subsections."""
+    data = (group.first.get("protocol") or {}).get("dataset")
+    if isinstance(data, dict):
+        data = data.get("name")
+    return str(data or group.task)
+
+
 def sort_best_first(groups: list[Group], metric: str) -> list[Group]:
     """Best primary metric first; rows without it last; ties by the stable group key."""
 
@@ -219,11 +227,13 @@ def render_board(
         "## Measured",
         "",
     ]
-    if groups:
-        parts.append(measured_table(board, groups, paths))
-    else:
+    for data in sorted({eval_dataset(g) for g in groups}):
+        parts += [f"### Evaluated on {data}", ""]
+        parts.append(measured_table(board, [g for g in groups if eval_dataset(g) == data], paths))
+        parts.append("")
+    if not groups:
         parts.append(f"Nothing measured yet: no `{board.name}` records in `{paths.results_rel}/`.")
-    parts.append("")
+        parts.append("")
     if board.plot and board.plot in plots:
         parts += [f"![AP per pretraining method]({board.plot})", ""]
     parts += ["## Reported by the papers", ""]

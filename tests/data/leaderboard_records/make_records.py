@@ -84,6 +84,7 @@ def protocol(task: str) -> dict:
         | {"iters": iters},
         "train_images": n_train,
         "test_images": n_test,
+        "dataset": {"name": task, "format": "voc" if task == "voc_det" else "coco"},
     }
 
 
