@@ -34,6 +34,7 @@ def _key(data: dict) -> tuple:
     return (data["method"], data["variant"], data.get("steps"), data.get("batch_size"))
 
 
+
 def _latest_per_seed(recs: list[Record]) -> tuple[list[Record], list[Record]]:
     """One record per seed (the latest), and the superseded ones."""
     by_seed: dict[int, Record] = {}
@@ -51,7 +52,7 @@ def _stat(recs: list[Record], key: str) -> Stat:
 
 def _row_order(key: tuple) -> tuple:
     method, variant, steps, batch = key
-    return (method, variant, json.dumps([steps, batch], default=str))
+    return (method, variant, json.dumps([steps, batch]))
 
 
 def render_ablation(

@@ -83,13 +83,16 @@ def unique(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
+def _device(data: dict[str, Any]) -> str:
+    hardware = data.get("hardware")
+    device = hardware.get("device") if isinstance(hardware, dict) else None
+    return str(device or data.get("machine") or "?")
+
+
 def provenance(records: list[Record]) -> list[str]:
     """git sha (short), hardware and date cells of a row (all distinct values, latest date)."""
     shas = unique((r.data.get("git_sha") or "?")[:7] for r in records)
-    devices = unique(
-        str((r.data.get("hardware") or {}).get("device") or r.data.get("machine") or "?")
-        for r in records
-    )
+    devices = unique(_device(r.data) for r in records)
     dates = sorted(str(r.data.get("finished_at") or r.data.get("date") or "?") for r in records)
     date = dates[-1].replace("T", " ")[:16] if dates else "?"
     return [", ".join(shas), ", ".join(devices), date]

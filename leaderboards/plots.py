@@ -25,6 +25,10 @@ class Point:
     err: float = 0.0
 
 
+def _is_num(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
@@ -79,8 +83,8 @@ def collapse_curves_plot(curves: dict[str, list[list[dict]]], knn_key: str, path
         color = colors((2 * i) % 20 + (2 * i // 20) % 2)  # dark shades first
         for j, curve in enumerate(curves[variant]):
             label = variant if j == 0 else None
-            zs = [(r["step"], r["z_std_sqrt_d"]) for r in curve if "z_std_sqrt_d" in r]
-            ks = [(r["step"], r[knn_key]) for r in curve if r.get(knn_key) is not None]
+            zs = [(r["step"], r["z_std_sqrt_d"]) for r in curve if _is_num(r.get("z_std_sqrt_d"))]
+            ks = [(r["step"], r[knn_key]) for r in curve if _is_num(r.get(knn_key))]
             if zs:
                 zax.plot(*zip(*zs, strict=True), color=color, lw=1, label=label)
             if ks:

@@ -156,7 +156,12 @@ def _check_ablation(data: dict) -> None:
     for key in ABLATION_BOOLS:
         _need(data, key, bool, "true or false")
     _need(data, "seed", int, "an int")
-    _optional(data, "run_id", str, "a string")
+    for key in ("run_id", "claim", "source", "git_sha", "date"):
+        _optional(data, key, str, "a string")
+    for key in ("steps", "batch_size"):
+        _optional(data, key, int, "an int")
+    _optional(data, "knn_protocol", dict, "an object")
+    _optional(data, "not_reproduced_because", list, "a list of strings")
     curve = data.get("curve")
     if curve is not None:
         if not isinstance(curve, list):

@@ -254,3 +254,26 @@ def test_leaderboards_import_no_other_package() -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+ODD = (None, "x", [1, "a"], {"a": {"b": 1}})
+
+
+@pytest.mark.parametrize(
+    ("sample", "odd_values"),
+    [("knn/20261120-100400-byol-s0.json", ODD), ("ablation/simsiam-simsiam-seed0.json", ODD[::2])],
+)
+def test_odd_values_never_crash_the_build(tmp_path: Path, sample: str, odd_values: tuple) -> None:
+    """Every top-level key set to null, a string, a list or an object: flagged or rendered."""
+    good = json.loads((FIXTURES / sample).read_text())
+    for key in sorted(good):
+        for odd in odd_values:
+            results = tmp_path / f"{key}-{type(odd).__name__}"
+            (results / "t").mkdir(parents=True)
+            (results / "t" / "odd.json").write_text(json.dumps({**good, key: odd}))
+            (results / "t" / "good.json").write_text(json.dumps(good))
+            result = build(results, results / "out")
+            flagged = {f.path for f in result.flagged}
+            assert "t/good.json" not in flagged
+            pages = "".join(p.read_text() for p in (results / "out").glob("*.md"))
+            assert "t/odd.json" in flagged or "(../t/odd.json)" in pages, (key, odd)
