@@ -34,7 +34,6 @@ def _key(data: dict) -> tuple:
     return (data["method"], data["variant"], data.get("steps"), data.get("batch_size"))
 
 
-
 def _latest_per_seed(recs: list[Record]) -> tuple[list[Record], list[Record]]:
     """One record per seed (the latest), and the superseded ones."""
     by_seed: dict[int, Record] = {}
