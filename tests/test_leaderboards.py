@@ -277,3 +277,44 @@ def test_odd_values_never_crash_the_build(tmp_path: Path, sample: str, odd_value
             assert "t/good.json" not in flagged
             pages = "".join(p.read_text() for p in (results / "out").glob("*.md"))
             assert "t/odd.json" in flagged or "(../t/odd.json)" in pages, (key, odd)
+
+
+def test_different_protocols_are_different_rows(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    (results / "knn").mkdir(parents=True)
+    base = json.loads((FIXTURES / "knn" / "20261120-100200-simsiam-s1.json").read_text())
+    other = json.loads(json.dumps(base))
+    other["protocol"]["t"] = 0.1
+    other["run_id"] += "-t0.1"
+    (results / "knn" / "a.json").write_text(json.dumps(base))
+    (results / "knn" / "b.json").write_text(json.dumps(other))
+    build(results, tmp_path)
+    rows = [
+        line
+        for line in section((tmp_path / "knn.md").read_text(), "Measured").splitlines()
+        if line.startswith("| trained |")
+    ]
+    assert len(rows) == 2
+    assert any("T=0.07" in r and "| 1 |" in r for r in rows)
+    assert any("T=0.1," in r and "| 1 |" in r for r in rows)
+
+
+def test_batch_size_sweep_rows_join_pretraining_and_transfer(tmp_path: Path) -> None:
+    out = build_copy(FIXTURES, tmp_path)
+    page = (out / "batch_size_sweep.md").read_text()
+    table = section(page, "Measured").split("### `train.batch_size`, sweep `simsiam-bs`")[1]
+    table = table.split("###")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    sweep = [r for r in fixture_records() if (r.get("sweep") or {}).get("id") == "simsiam-bs"]
+    sizes = sorted({r["sweep"]["value"] for r in sweep})
+    assert len(sizes) == 4 and [row.split(" | ")[0] for row in rows] == [f"| {b}" for b in sizes]
+    for bs, row in zip(sizes, rows, strict=True):
+        at = {r["task"]: r for r in sweep if r["sweep"]["value"] == bs}
+        cells = row.split(" | ")
+        assert cells[1] == f"{at['pretrain']['protocol']['lr']:g}"
+        assert cells[2] == str(at["pretrain"]["protocol"]["accum_steps"])
+        assert cells[5] == f"{at['pretrain']['metrics']['z_std_sqrt_d']:.3f}"
+        assert cells[8] == f"{at['knn']['metrics']['top1_k20']:.1f}"
+        assert cells[9] == f"{at['linear']['metrics']['top1']:.1f}"
+        assert all(f"({'results/' + r['task']}/{r['run_id']}.json)" in row for r in at.values())
+    assert "![accuracy against batch size](batch_size_sweep.png)" in page
