@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         result = build(args.results, args.out)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # no results folder; a mistake in reported.toml
         print(f"error: {e}", file=sys.stderr)
         return 2
     for f in result.flagged:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leaderboards.markdown import Paths, escape, marker
+from leaderboards.markdown import Paths, marker
 from leaderboards.records import KNOWN_TASKS, Flagged
 
 
@@ -22,7 +22,7 @@ HOW_TO_READ = """\
 ## How to read the tables
 
 - **Measured** rows come from the result records in `{results}/` (one JSON file per run,
-  written by `transfer/run.py`, the sweeps and `pretrain/ablate.py`). The seeds of one
+  written by `transfer/run.py`, `pretrain/sweep.py` and `pretrain/ablate.py`). The seeds of one
   configuration form one row: the cell is `mean ± std` (sample standard deviation over the
   seeds) and `n seeds` says how many; with one seed the cell is the value and n is 1. A seed
   measured twice counts once (the later run; the older one is linked as superseded).
@@ -66,7 +66,7 @@ def render_readme(pages: list[PageInfo], flagged: list[Flagged], paths: Paths) -
             "fix or regenerate them (known tasks: " + ", ".join(KNOWN_TASKS) + "):",
             "",
         ]
-        parts += [f"- `{escape(f.path)}`: {escape(f.reason)}" for f in flagged]
+        parts += [f"- `{f.path}`: {' '.join(f.reason.split())}" for f in flagged]
     else:
         parts.append("None: every record was rendered.")
     return "\n".join(parts) + "\n"

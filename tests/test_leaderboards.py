@@ -318,3 +318,13 @@ def test_batch_size_sweep_rows_join_pretraining_and_transfer(tmp_path: Path) -> 
         assert cells[9] == f"{at['linear']['metrics']['top1']:.1f}"
         assert all(f"({'results/' + r['task']}/{r['run_id']}.json)" in row for r in at.values())
     assert "![accuracy against batch size](batch_size_sweep.png)" in page
+
+
+def test_bad_reported_file_or_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "reported.toml"
+    bad.write_text(
+        '[papers]\nSimSiam = "x"\n[[reported]]\nboards = ["linear"]\npaper = "SimSiam"\n'
+    )
+    with pytest.raises(ValueError, match=r"reported.toml: \[\[reported\]\] #1 lacks 'table'"):
+        load_reported(bad)
+    assert main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
