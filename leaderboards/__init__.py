@@ -1,1 +1,1 @@
-"""Generated leaderboards: result records in results/, pages built by build.py (later issue)."""
+"""Generated leaderboards: result records in results/, pages and plots built by build.py."""

@@ -1,0 +1,114 @@
+"""Build the leaderboards from the result records: ``python leaderboards/build.py``.
+
+Reads every ``*.json`` under ``--results`` (recursively; other files are ignored), validates
+each record, and writes ``README.md`` (index, how to read, records not rendered) and one page
+per board into ``--out``, with their PNG plots. The same records give byte-identical pages
+and plots. A record that cannot be rendered is listed with its reason in README.md and on
+stderr; ``--strict`` then exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python leaderboards/build.py`
+
+from leaderboards.ablation_board import render_ablation  # noqa: E402
+from leaderboards.boards import TRANSFER_BOARDS, render_board  # noqa: E402
+from leaderboards.markdown import Paths  # noqa: E402
+from leaderboards.methods import render_methods  # noqa: E402
+from leaderboards.readme import PageInfo, render_readme  # noqa: E402
+from leaderboards.records import Flagged, read_records  # noqa: E402
+from leaderboards.reported import REPORTED_TOML, load_reported, rows_for  # noqa: E402
+from leaderboards.sweeps import render_sweeps  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+PLOTS = ("batch_size_sweep.png", "collapse_curves.png", "ap_by_method.png")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build wrote and what it could not render."""
+
+    pages: list[Path]
+    plots: list[Path]
+    flagged: list[Flagged]
+
+
+def build(results: Path, out: Path, reported_toml: Path = REPORTED_TOML) -> BuildResult:
+    """Render every board from the records under ``results`` into ``out``."""
+    if not results.is_dir():
+        raise FileNotFoundError(
+            f"results folder {results} does not exist: pass --results <folder of result records>"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in PLOTS:  # a plot whose data is gone must not linger
+        (out / name).unlink(missing_ok=True)
+    records, flagged = read_records(results)
+    papers, reported = load_reported(reported_toml)
+    paths = Paths(results=results.resolve(), out=out.resolve())
+
+    pages: dict[str, str] = {}
+    infos: list[PageInfo] = []
+    plots: list[str] = []
+    text, n_methods, written = render_methods(records, reported, papers, paths)
+    pages["methods.md"], plots = text, plots + written
+    text, n_sweep, written = render_sweeps(records, reported, papers, paths)
+    pages["batch_size_sweep.md"], plots = text, plots + written
+    text, n_ablation, written = render_ablation(records, reported, papers, paths)
+    pages["collapse_ablation.md"], plots = text, plots + written
+    for board in TRANSFER_BOARDS:
+        text, n = render_board(board, records, reported, papers, paths, set(plots))
+        pages[board.page] = text
+        infos.append(PageInfo(board.page, board.title, n, len(rows_for(reported, board.name))))
+    infos += [
+        PageInfo(
+            "methods.md", "Methods side by side", n_methods, len(rows_for(reported, "methods"))
+        ),
+        PageInfo(
+            "batch_size_sweep.md",
+            "Batch-size sweep (and other sweeps)",
+            n_sweep,
+            len(rows_for(reported, "batch_size_sweep")),
+        ),
+        PageInfo(
+            "collapse_ablation.md",
+            "Collapse ablations",
+            n_ablation,
+            len(rows_for(reported, "collapse_ablation")),
+        ),
+    ]
+    pages["README.md"] = render_readme(infos, flagged, paths)
+    written_pages = []
+    for name in sorted(pages):
+        path = out / name
+        path.write_text(pages[name], encoding="utf-8", newline="\n")
+        written_pages.append(path)
+    return BuildResult(written_pages, [out / p for p in sorted(set(plots))], flagged)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--results", type=Path, default=HERE / "results", help="result records folder")
+    p.add_argument("--out", type=Path, default=HERE, help="where the pages and plots go")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any record is not rendered")
+    args = p.parse_args(argv)
+    try:
+        result = build(args.results, args.out)
+    except (FileNotFoundError, ValueError) as e:  # no results folder; a mistake in reported.toml
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for f in result.flagged:
+        print(f"not rendered: {f.path}: {f.reason}", file=sys.stderr)
+    print(
+        f"wrote {len(result.pages)} pages and {len(result.plots)} plots to {args.out} "
+        f"({len(result.flagged)} record(s) not rendered)"
+    )
+    return 1 if args.strict and result.flagged else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The methods board: SimSiam, BYOL and MoCo v3 side by side, and the random-init baseline.
+
+One row per pretraining signature (method, recipe, backbone, epochs, batch, data) with the
+kNN, linear, low-shot and fmnist_det numbers of its transfer records; rows are ordered by
+budget (data, backbone, epochs, batch) so methods with the same backbone and budget stand
+together. Sweep points are left to the sweep board. Also draws the AP-per-method plot.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from leaderboards.aggregate import Group, group_records, signature
+from leaderboards.boards import HOW_TO_READ, Column, config_cells, reported_table, sources
+from leaderboards.markdown import Paths, marker, provenance, run_links, table
+from leaderboards.plots import Point, ap_by_method_plot
+from leaderboards.records import Record
+from leaderboards.reported import ReportedRow, rows_for
+
+PLOT = "ap_by_method.png"
+CELLS = (
+    ("knn", "top1_k20", "kNN top-1 k=20"),
+    ("linear", "top1", "linear top-1"),
+    ("lowshot", "top1_1pct", "low-shot 1%"),
+    ("lowshot", "top1_10pct", "low-shot 10%"),
+    ("fmnist_det", "box_AP", "fmnist_det box AP"),
+)
+DETECTION = ("fmnist_det", "voc_det", "coco_det")
+
+
+def _budget(group: Group) -> str:
+    """The signature without the sweep: what makes two rows comparable."""
+    sig = {k: v for k, v in signature(group.first).items() if not k.startswith("sweep")}
+    return json.dumps(sig, sort_keys=True, default=str)
+
+
+def _sort_key(sig: dict[str, Any]) -> tuple:
+    return (
+        str(sig["dataset"]),
+        str(sig["backbone"]),
+        json.dumps([sig["width"], sig["epochs"], sig["batch"]], default=str),
+        sig["model"] == "random init",
+        str(sig["method"]),
+        str(sig["recipe"]),
+    )
+
+
+def _cell(groups: list[Group], metric: str) -> str:
+    """``mean ± std (n)`` per protocol; several protocols each get a line with their id."""
+    cells = []
+    for g in groups:
+        stat = g.stat(metric)
+        if stat:
+            tag = f" `{g.protocol_id}`" if len(groups) > 1 else ""
+            cells.append(f"{stat.fmt()} ({stat.n}){tag}")
+    return "<br>".join(cells) or "–"
+
+
+def _label(group: Group) -> str:
+    pre = group.first.get("pretrain", {}) or {}
+    bb = pre.get("backbone", {}) or {}
+    arch = f"{bb.get('name', '?')} w{bb.get('width', '?')}"
+    if group.random_init:
+        return f"random init\n{arch} ({pre.get('recipe', '?')})"
+    epochs = pre.get("epochs")
+    budget = f"{epochs:g} ep" if isinstance(epochs, int | float) else "? ep"
+    return f"{pre.get('method', '?')}\n{arch}, {budget}"
+
+
+def ap_panels(records: list[Record]) -> dict[str, dict[str, Point]]:
+    """Box AP per pretraining method for every detection task with measured rows."""
+    panels: dict[str, dict[str, Point]] = {}
+    for task in DETECTION:
+        for g in group_records(records, task):
+            stat = g.stat("box_AP")
+            if g.first.get("sweep") or not stat:
+                continue
+            bars = panels.setdefault(task, {})
+            label = _label(g)
+            if label in bars:  # same method and budget, another recipe or protocol
+                label += f" [{g.protocol_id}/{len(bars)}]"
+            bars[label] = Point(0.0, stat.mean, stat.std or 0.0)
+    return panels
+
+
+def render_methods(
+    records: list[Record],
+    reported: list[ReportedRow],
+    papers: dict[str, str],
+    paths: Paths,
+) -> tuple[str, int, list[str]]:
+    """The methods page, its number of measured rows and the PNGs it wrote."""
+    by_sig: dict[str, dict[str, list[Group]]] = {}
+    for task in unique_tasks():
+        for g in group_records(records, task):
+            if g.first.get("sweep"):
+                continue
+            by_sig.setdefault(_budget(g), {}).setdefault(task, []).append(g)
+    headers = ["model", "method (recipe)", "backbone", "epochs", "batch", "pretrain data"]
+    headers += [h for _, _, h in CELLS]
+    headers += ["runs", "git", "hardware", "date"]
+    rows = []
+    for sig in sorted(by_sig, key=lambda s: _sort_key(json.loads(s))):
+        tasks = by_sig[sig]
+        any_group = next(iter(tasks.values()))[0]
+        cells = config_cells(any_group)
+        cells += [_cell(tasks.get(task, []), metric) for task, metric, _ in CELLS]
+        groups = [g for task in sorted(tasks) for g in tasks[task]]
+        recs = sorted({r.path: r for g in groups for r in g.records}.values(), key=lambda r: r.path)
+        old = sorted(
+            {r.path: r for g in groups for r in g.superseded}.values(), key=lambda r: r.path
+        )
+        cells += [run_links(paths, recs, old), *provenance(recs)]
+        rows.append(cells)
+    rep = rows_for(reported, "methods")
+    parts = [marker(paths), "", "# Methods side by side: SimSiam, BYOL, MoCo v3", ""]
+    parts += [
+        "One row per pretraining (method, recipe, backbone, epochs, batch, data), ordered so "
+        "that the same backbone and budget stand together, with the random-init baseline of "
+        "each backbone. Cells: mean ± std (n seeds); a cell with several protocols lists each "
+        "with its protocol id (the task pages name the protocols). Sweep points are on the "
+        "[sweep board](batch_size_sweep.md). " + HOW_TO_READ + ".",
+        "",
+        "## Measured",
+        "",
+    ]
+    if rows:
+        parts += [table(headers, rows), ""]
+    else:
+        parts += [f"Nothing measured yet: no transfer records in `{paths.results_rel}/`.", ""]
+    plots = []
+    panels = ap_panels(records)
+    if panels:
+        ap_by_method_plot(panels, paths.out / PLOT)
+        plots.append(PLOT)
+        parts += [f"![AP per pretraining method]({PLOT})", ""]
+    parts += ["## Reported by the papers (ImageNet-1k linear top-1)", ""]
+    if rep:
+        parts += [reported_table(rep, (Column("top1", "linear top-1"),)), "", sources(rep, papers)]
+    else:
+        parts.append("No reported numbers.")
+    return "\n".join(parts) + "\n", len(rows), plots
+
+
+def unique_tasks() -> list[str]:
+    return list(dict.fromkeys(task for task, _, _ in CELLS))

@@ -1,0 +1,211 @@
+"""The sweep board: one table per sweep (batch size first, other axes under their name).
+
+A sweep point is a pretraining record (task ``pretrain``) with a ``sweep`` block {id, axis,
+value, values}; the transfer records run on that point carry the same block. A row per point
+shows the pretraining (lr, accumulation, steps, loss, z-std × √d, collapse, throughput) and
+the kNN / linear top-1 of the transfer records of the same sweep id and value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from leaderboards.aggregate import Group, group_records
+from leaderboards.boards import HOW_TO_READ, Column, reported_table, sources
+from leaderboards.markdown import Paths, marker, num, provenance, run_links, table, unique
+from leaderboards.plots import Point, batch_sweep_plot
+from leaderboards.records import Record
+from leaderboards.reported import ReportedRow, rows_for
+
+BATCH_AXIS = "train.batch_size"
+PLOT = "batch_size_sweep.png"
+TRANSFER_COLUMNS = (("knn", "top1_k20", "kNN top-1 k=20"), ("linear", "top1", "linear top-1"))
+
+
+def _sweep_of(group: Group) -> tuple[str, str]:
+    sweep = group.first.get("sweep") or {}
+    return str(sweep.get("axis")), str(sweep.get("id"))
+
+
+def _value(group: Group) -> Any:
+    return (group.first.get("sweep") or {}).get("value")
+
+
+def _value_key(value: Any) -> tuple[int, float, str]:
+    """Numbers in numeric order, then anything else by its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, json.dumps(value, sort_keys=True, default=str))
+
+
+def _stat(groups: list[Group], metric: str, digits: int = 1) -> str:
+    cells = [g.stat(metric).fmt(digits) for g in groups if g.stat(metric)]
+    return "<br>".join(cells) or "–"
+
+
+def _flag(groups: list[Group], metric: str) -> str:
+    cells = [f"{g.flags[metric][0]}/{g.flags[metric][1]}" for g in groups if metric in g.flags]
+    return "<br>".join(cells) or "–"
+
+
+def _protocol(groups: list[Group], key: str) -> str:
+    return ", ".join(unique(num(g.first["protocol"].get(key)) for g in groups)) or "–"
+
+
+def sweep_tables(
+    pretrain: list[Group], transfer: dict[str, list[Group]], paths: Paths
+) -> list[tuple[str, str, str, list[tuple[Any, dict[str, Group | None]]]]]:
+    """(axis, id, markdown, [(value, {task: group})]) for every sweep, batch-size axis first."""
+    sweeps: dict[tuple[str, str], dict[str, list[Group]]] = {}
+    for g in pretrain:
+        sweeps.setdefault(_sweep_of(g), {}).setdefault("pretrain", []).append(g)
+    for task, groups in transfer.items():
+        for g in groups:
+            if not g.random_init:
+                sweeps.setdefault(_sweep_of(g), {}).setdefault(task, []).append(g)
+    order = sorted(sweeps, key=lambda k: (k[0] != BATCH_AXIS, k[0], k[1]))
+    out = []
+    for axis, sweep_id in order:
+        by_task = sweeps[(axis, sweep_id)]
+        values = sorted(
+            {json.dumps(_value(g), sort_keys=True): _value(g) for g in _flat(by_task)}.values(),
+            key=_value_key,
+        )  # fmt: skip
+        headers = [axis, "lr", "accum steps", "steps", "loss", "z-std × √d", "collapsed"]
+        headers += ["img/s", *(h for _, _, h in TRANSFER_COLUMNS), "n seeds", "runs"]
+        headers += ["git", "hardware", "date"]
+        rows, points = [], []
+        for value in values:
+
+            def at(task: str, value: Any = value, by_task: dict = by_task) -> list[Group]:
+                return [g for g in by_task.get(task, []) if _value(g) == value]
+
+            pre = at("pretrain")
+            cells = [
+                num(value),
+                _protocol(pre, "lr"),
+                _protocol(pre, "accum_steps"),
+                _protocol(pre, "steps"),
+                _stat(pre, "loss", 3),
+                _stat(pre, "z_std_sqrt_d", 3),
+                _flag(pre, "collapsed"),
+                _stat(pre, "images_per_second", 0),
+            ]
+            found: dict[str, Group | None] = {}
+            for task, metric, _ in TRANSFER_COLUMNS:
+                groups = at(task)
+                cells.append(_stat(groups, metric))
+                found[task] = groups[0] if groups else None
+            everything = [g for task in ("pretrain", *transfer) for g in at(task)]
+            records: list[Record] = [r for g in everything for r in g.records]
+            superseded = [r for g in everything for r in g.superseded]
+            cells.append(", ".join(unique(str(g.n) for g in pre)) or "–")
+            cells += [run_links(paths, records, superseded), *provenance(records)]
+            rows.append(cells)
+            points.append((value, found))
+        out.append((axis, sweep_id, table(headers, rows), points))
+    return out
+
+
+def _flat(by_task: dict[str, list[Group]]) -> list[Group]:
+    return [g for groups in by_task.values() for g in groups]
+
+
+def _describe(groups: list[Group]) -> str:
+    if not groups:
+        return ""
+    pre = groups[0].first.get("pretrain", {}) or {}
+    backbone = pre.get("backbone", {}) or {}
+    proto = groups[0].first.get("protocol", {}) or {}
+    return (
+        f"{pre.get('method', '?')} ({pre.get('recipe', '?')}), {backbone.get('name', '?')} "
+        f"w{backbone.get('width', '?')}, {pre.get('dataset', '?')}, "
+        f"{num(pre.get('epochs'))} epochs, lr scaling {proto.get('lr_scaling', '?')} "
+        f"(base lr {num(proto.get('base_lr'))})."
+    )
+
+
+def render_sweeps(
+    records: list[Record],
+    reported: list[ReportedRow],
+    papers: dict[str, str],
+    paths: Paths,
+) -> tuple[str, int, list[str]]:
+    """The sweep page, its number of measured rows, and the PNGs it wrote."""
+    pretrain = [g for g in group_records(records, "pretrain") if g.first.get("sweep")]
+    transfer = {
+        task: [g for g in group_records(records, task) if g.first.get("sweep")]
+        for task, _, _ in TRANSFER_COLUMNS
+    }
+    tables = sweep_tables(pretrain, transfer, paths)
+    rep = rows_for(reported, "batch_size_sweep")
+    parts = [marker(paths), "", "# Sweeps: batch size (and other axes)", ""]
+    parts += [
+        "One row per sweep point: the pretraining at that point (lr after the recipe's scaling "
+        "rule, gradient-accumulation steps, optimizer steps, final loss, z-std × √d, collapsed "
+        "seeds / seeds, images per second) and the kNN and linear top-1 of the transfer runs "
+        "on that point's encoder. Cells hold mean ± std over seeds; " + HOW_TO_READ + ".",
+        "",
+        "## Measured",
+        "",
+    ]
+    plots: list[str] = []
+    rows = 0
+    if not tables:
+        parts += [f"Nothing measured yet: no sweep records in `{paths.results_rel}/`.", ""]
+    for axis, sweep_id, md, points in tables:
+        pre = [g for g in pretrain if _sweep_of(g) == (axis, sweep_id)]
+        parts += [f"### `{axis}`, sweep `{sweep_id}`", ""]
+        if pre:
+            parts += [_describe(pre), ""]
+        parts += [md, ""]
+        rows += len(points)
+    measured = _plot_series(tables)
+    if measured:
+        dataset = ", ".join(unique(_dataset(p) for p in pretrain)) or "?"
+        rep_points = [Point(r.batch, r.metrics["top1"]) for r in rep if r.batch and r.metrics]
+        source = ", ".join(unique(r.source for r in rep)) or "none"
+        batch_sweep_plot(
+            measured,
+            f"measured: {dataset} (this project)",
+            rep_points,
+            f"reported: {source}, ImageNet-1k linear top-1",
+            paths.out / PLOT,
+        )
+        plots.append(PLOT)
+        parts += [
+            f"![accuracy against batch size]({PLOT})",
+            "",
+            "Left: the measured sweep(s); right: the paper's table. Different datasets and "
+            "scales: compare the shape of the curves, not the numbers.",
+            "",
+        ]
+    parts += ["## Reported by the papers", ""]
+    if rep:
+        columns = (Column("top1", "linear top-1"),)
+        parts += [reported_table(rep, columns), "", sources(rep, papers)]
+    else:
+        parts.append("No reported numbers for sweeps.")
+    return "\n".join(parts) + "\n", rows, plots
+
+
+def _dataset(group: Group) -> str:
+    return str((group.first.get("pretrain") or {}).get("dataset", "?"))
+
+
+def _plot_series(tables: list) -> dict[str, list[Point]]:
+    """kNN and linear top-1 against batch size, one series per (sweep, task)."""
+    series: dict[str, list[Point]] = {}
+    for axis, sweep_id, _, points in tables:
+        if axis != BATCH_AXIS:
+            continue
+        for value, found in points:
+            for task, metric, header in TRANSFER_COLUMNS:
+                g = found.get(task)
+                stat = g.stat(metric) if g else None
+                if stat and isinstance(value, int | float):
+                    series.setdefault(f"{sweep_id}: {header}", []).append(
+                        Point(float(value), stat.mean, stat.std or 0.0)
+                    )
+    return series
