@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from leaderboards.build import build
 from pretrain import sweep
 from pretrain.config import ConfigError, load_config
 
@@ -201,3 +202,16 @@ def test_batch_size_sweep_as_one_slurm_array_interrupted_and_completed(
     assert all(p.read_bytes() == b for p, b in kept.items())  # done points untouched
     assert all(r["hardware"]["device"] and r["finished_at"] for r in pre.values())
     assert {r["protocol"]["steps"] for r in pre.values()} == {512 // b for b in (16, 32, 64, 128)}
+
+    # ... and the leaderboard build renders the sweep: one row per batch size, with its kNN
+    built = build(results, tmp_path / "boards")
+    assert not built.flagged
+    page = (tmp_path / "boards" / "batch_size_sweep.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith(("| 16 |", "| 32 |", "| 64 |",
+                                                                    "| 128 |"))]  # fmt: skip
+    assert len(rows) == 4
+    for r in knn.values():
+        assert f"{r['metrics']['top1_k20']:.1f}" in next(
+            row for row in rows if row.startswith(f"| {r['sweep']['value']} |")
+        )
+    assert (tmp_path / "boards" / "batch_size_sweep.png").stat().st_size > 0
