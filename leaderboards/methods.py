@@ -3,7 +3,8 @@
 One row per pretraining signature (method, recipe, backbone, epochs, batch, data) with the
 kNN, linear, low-shot and fmnist_det numbers of its transfer records; rows are ordered by
 budget (data, backbone, epochs, batch) so methods with the same backbone and budget stand
-together. Sweep points are left to the sweep board. Also draws the AP-per-method plot.
+together. Points of a sweep over a key are left to the sweep board; a sweep over recipes
+(methods side by side) is shown here. Also draws the AP-per-method plot.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def _cell(groups: list[Group], metric: str) -> str:
     return "<br>".join(cells) or "–"
 
 
+def _sweep_point(group: Group) -> bool:
+    """A point of a sweep over a key (batch size, lr, ...): the sweep board's. A sweep over
+    recipes (``--recipe a,b,c``) is a method comparison and belongs here."""
+    sweep = group.first.get("sweep") or {}
+    return bool(sweep) and sweep.get("axis") != "recipe"
+
+
 def _label(group: Group) -> str:
     pre = group.first.get("pretrain", {}) or {}
     bb = pre.get("backbone", {}) or {}
@@ -74,7 +82,7 @@ def ap_panels(records: list[Record]) -> dict[str, dict[str, Point]]:
     for task in DETECTION:
         for g in group_records(records, task):
             stat = g.stat("box_AP")
-            if g.first.get("sweep") or not stat:
+            if _sweep_point(g) or not stat:
                 continue
             bars = panels.setdefault(task, {})
             label = _label(g)
@@ -94,7 +102,7 @@ def render_methods(
     by_sig: dict[str, dict[str, list[Group]]] = {}
     for task in unique_tasks():
         for g in group_records(records, task):
-            if g.first.get("sweep"):
+            if _sweep_point(g):
                 continue
             by_sig.setdefault(_budget(g), {}).setdefault(task, []).append(g)
     headers = ["model", "method (recipe)", "backbone", "epochs", "batch", "pretrain data"]
@@ -119,8 +127,9 @@ def render_methods(
         "One row per pretraining (method, recipe, backbone, epochs, batch, data), ordered so "
         "that the same backbone and budget stand together, with the random-init baseline of "
         "each backbone. Cells: mean ± std (n seeds); a cell with several protocols lists each "
-        "with its protocol id (the task pages name the protocols). Sweep points are on the "
-        "[sweep board](batch_size_sweep.md). " + HOW_TO_READ + ".",
+        "with its protocol id (the task pages name the protocols). Points of a sweep over "
+        "batch size or another key are on the [sweep board](batch_size_sweep.md); a sweep "
+        "over recipes is a comparison of methods and shows here. " + HOW_TO_READ + ".",
         "",
         "## Measured",
         "",

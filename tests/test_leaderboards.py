@@ -320,6 +320,21 @@ def test_batch_size_sweep_rows_join_pretraining_and_transfer(tmp_path: Path) -> 
     assert "![accuracy against batch size](batch_size_sweep.png)" in page
 
 
+def test_a_sweep_over_recipes_is_a_methods_comparison(tmp_path: Path) -> None:
+    """Methods swept side by side show on the methods board; batch-size points do not."""
+    out = build_copy(FIXTURES, tmp_path)
+    measured = section((out / "methods.md").read_text(), "Measured")
+    for r in fixture_records():
+        sweep = r.get("sweep") or {}
+        linked = f"results/{r.get('task')}/{r.get('run_id')}.json" in measured
+        if sweep.get("axis") == "recipe":
+            assert linked, r["run_id"]
+        elif sweep:
+            assert not linked, r["run_id"]
+    five = [line for line in measured.splitlines() if "| 5 |" in line]
+    assert len(five) == 2 and "simsiam" in "".join(five) and "byol" in "".join(five)
+
+
 def test_bad_reported_file_or_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "reported.toml"
     bad.write_text(

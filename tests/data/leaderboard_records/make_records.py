@@ -216,6 +216,12 @@ def sweep_points() -> list[tuple[str, dict]]:
     for i, lr in enumerate([0.03, 0.1]):
         sweep = {"id": "simsiam-lr", "axis": "optim.base_lr", "value": lr, "values": [0.03, 0.1]}
         out.append(transfer("knn", "simsiam", 0, 79 + i, 40 + i, sweep=sweep))
+    # A sweep over recipes (methods side by side at 5 epochs): the methods board's, not the
+    # sweep board's alone.
+    recipes = [RECIPES["simsiam"], RECIPES["byol"]]
+    for i, method in enumerate(("simsiam", "byol")):
+        sweep = {"id": "methods", "axis": "recipe", "value": recipes[i], "values": recipes}
+        out.append(transfer("knn", method, 0, 80 + i, 44 + i, sweep=sweep, epochs=5.0))
     return out
 
 
