@@ -10,8 +10,9 @@ Layouts, auto-detected from the keys (RECIPES.md, "Original checkpoint prefixes"
   head); ``module.encoder_k.`` key encoder and ``module.queue``/``module.queue_ptr``.
 - BYOL, PyTorch conversion: the Haiku release converted to a plain torchvision ResNet-50 state
   dict (no prefix; a linear-eval ``fc`` when present).
-- siamhub training checkpoint (``checkpoints/last.pt``): ``backbone.`` plus ``projector.`` and
-  ``predictor.``; its config gives the backbone spec.
+- siamhub training checkpoint (``checkpoints/last.pt``): ``backbone.`` plus ``projector.``,
+  ``predictor.`` and, for BYOL and MoCo v3, the EMA target (``target_backbone.``,
+  ``target_projector.``); its config gives the backbone spec and the method.
 
 Heads are dropped and reported; the encoder keys load strictly; a key that belongs to no known
 part of the layout is an error naming it.
@@ -55,7 +56,14 @@ LAYOUTS = (
         ("module.encoder_k.", "module.queue", "module.queue_ptr"),
         "mocov2",
     ),
-    Layout("siamhub", "backbone.", (), ("projector.", "predictor."), "simsiam"),
+    Layout(
+        "siamhub",
+        "backbone.",
+        (),
+        # BYOL's and MoCo v3's EMA target (pretrain/methods/momentum_target.py) is a head too
+        ("projector.", "predictor.", "target_backbone.", "target_projector."),
+        "simsiam",
+    ),
     Layout("byol_torchvision", "", ("fc.",), (), "byol"),
 )
 
@@ -181,7 +189,10 @@ def import_checkpoint(
         spec = BackboneSpec(**config["model"])
     if spec is None:
         spec = infer_spec(encoder_state, layout)
-    ssl = {"method": layout.method, "source": f"imported ({layout.name} layout)", **(ssl or {})}
+    method = layout.method
+    if config is not None and isinstance(config.get("method"), dict):
+        method = config["method"].get("name", method)  # a siamhub checkpoint names its method
+    ssl = {"method": method, "source": f"imported ({layout.name} layout)", **(ssl or {})}
     if config is not None:
         ssl.setdefault("recipe_name", config.get("recipe"))
         ssl.setdefault("recipe", config)

@@ -17,6 +17,7 @@ from torch import nn
 
 from hub.encoder import EncoderLoadError
 from hub.importer import import_checkpoint
+from pretrain.config import load_config
 
 
 def _randomize_bn(model: nn.Module) -> nn.Module:
@@ -167,3 +168,24 @@ def test_missing_encoder_key_is_an_error(tmp_path: Path) -> None:
 def test_unknown_layout_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(EncoderLoadError, match="unrecognised checkpoint layout"):
         import_checkpoint(_save(tmp_path, {"net.conv.weight": torch.ones(1)}))
+
+
+@pytest.mark.parametrize("recipe", ["byol_resnet18_fmnist", "mocov3_resnet18_fmnist"])
+def test_training_checkpoint_with_an_ema_target(recipe: str, tiny_fmnist, tmp_path: Path) -> None:
+    """A BYOL / MoCo v3 run directory imports: the online backbone, not the EMA target, and the
+    method its config names."""
+    from pretrain.hooks import Checkpointer
+    from pretrain.train import Trainer
+    from tests.conftest import TINY
+
+    cfg = load_config(recipe, [*TINY, f"data.root={tiny_fmnist}", "train.max_steps=2"])
+    trainer = Trainer(cfg, tmp_path / "run", hooks=[]).fit()
+    Checkpointer.save(trainer)
+    online = trainer.model.backbone.state_dict()
+    target = trainer.model.target_backbone.state_dict()
+    assert any(not torch.equal(online[k], target[k]) for k in online)  # they differ by now
+    encoder, report = import_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert encoder.ssl["method"] == cfg.method.name
+    assert any(k.startswith("target_backbone.") for k in report.dropped)
+    for k, v in encoder.backbone.state_dict().items():
+        assert torch.equal(v, online[k]), k
