@@ -35,6 +35,9 @@ class GridSpec:
     weight_decay: float = 0.0
     init_std: float = 0.01  # SimSiam / MoCo v3 main_lincls: weight ~ N(0, 0.01), bias 0
     seed: int = 0
+    # "bf16": the grid's matmuls under bf16 autocast (weights, updates and loss stay fp32);
+    # heads then agree with separately trained fp32 heads to bf16 rounding, not bit for bit.
+    precision: str = "fp32"
 
     def heads(self) -> list[tuple[float, bool]]:
         return [(lr, bn) for bn in self.bn for lr in self.lrs]
@@ -139,10 +142,14 @@ def train_grid(
     n_heads = len(spec.heads())
     step = 0
     bar = tqdm(total=total, desc=f"linear grid ({n_heads} heads)", disable=not progress)
+    if spec.precision not in ("fp32", "bf16"):
+        raise ValueError(f"GridSpec.precision must be 'fp32' or 'bf16', not {spec.precision!r}")
+    amp = torch.autocast(feats.device.type, torch.bfloat16, enabled=spec.precision == "bf16")
     for epoch in range(spec.epochs):
         grid.train()
         for x, y in epoch_batches(feats, labels, spec, epoch):
-            logits = grid.logits(x)  # (B, H, C)
+            with amp:
+                logits = grid.logits(x).float()  # (B, H, C)
             # Sum over heads of each head's mean cross-entropy: head h's gradient is its own.
             target = y.unsqueeze(1).expand(-1, n_heads)  # (B, H)
             loss = F.cross_entropy(logits.transpose(1, 2), target, reduction="sum") / len(y)
