@@ -8,8 +8,10 @@ from torch import nn
 
 from transfer.probe import (
     GridSpec,
+    HeadGrid,
     fast_probe,
     grid_accuracy,
+    grid_gradients,
     head_accuracy,
     train_grid,
     train_separate,
@@ -45,6 +47,32 @@ def test_grid_heads_equal_separately_trained_heads() -> None:
     acc = grid_accuracy(grid, feats, labels)
     for h, head in enumerate(separate):
         assert acc[h].item() == pytest.approx(head_accuracy(head, feats, labels), abs=0.5)
+
+
+def test_closed_form_gradients_equal_autograd() -> None:
+    """dL/dW and dL/db of every head's mean cross-entropy, against autograd on the same grid."""
+    feats, labels = _blobs(64, dim=16, classes=5)
+    spec = GridSpec(lrs=(0.01, 0.1, 1.0), bn=(False, True))
+    grid = HeadGrid(spec, 16, 5)
+    with torch.no_grad():
+        grid.bias.normal_()  # non-zero biases, so that they matter
+    grid.train()
+    logits = grid(feats)  # (H, B, C)
+    loss = sum(nn.functional.cross_entropy(head_logits, labels) for head_logits in logits)
+    loss.backward()
+    expected = grid.weight.grad.clone(), grid.bias.grad.clone()
+    grid_gradients(grid, feats, labels)
+    torch.testing.assert_close(grid.weight.grad, expected[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grid.bias.grad, expected[1], rtol=1e-5, atol=1e-7)
+
+
+def test_bf16_grid_picks_the_same_head_within_a_point() -> None:
+    feats, labels = _blobs(800)
+    spec = GridSpec(lrs=(0.01, 0.1, 1.0), bn=(False, True), epochs=3, batch_size=64)
+    fp32 = grid_accuracy(train_grid(feats, labels, spec, 4, progress=False), feats, labels)
+    bf16_spec = GridSpec(**{**spec.__dict__, "precision": "bf16"})
+    bf16 = grid_accuracy(train_grid(feats, labels, bf16_spec, 4, progress=False), feats, labels)
+    assert (bf16 - fp32).abs().max().item() <= 1.0
 
 
 def test_nesterov_grid_matches_torch_sgd() -> None:
@@ -136,3 +164,14 @@ def test_shipped_fashion_mnist_subsets_match_the_generator(real_fmnist) -> None:
         shipped = load_subset("fashion_mnist", pct, labels)
         assert torch.equal(shipped, balanced_subset(labels, pct / 100, 0))
         assert len(shipped) == 600 * pct
+
+
+def test_precision_auto_follows_the_hardware() -> None:
+    from transfer.probe import resolve_precision
+
+    cpu = torch.device("cpu")
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ValueError, match="'auto', 'fp32' or 'bf16'"):
+        resolve_precision("fp16", cpu)

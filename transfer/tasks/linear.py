@@ -16,7 +16,13 @@ import torch
 
 from transfer.features import FMNIST_ROOT, DataSpec, load_split
 from transfer.models import LoadedModel
-from transfer.probe import GridSpec, fast_probe, head_accuracy, held_out_split
+from transfer.probe import (
+    GridSpec,
+    fast_probe,
+    head_accuracy,
+    held_out_split,
+    resolve_precision,
+)
 from transfer.probe_loop import (
     PRESETS,
     check_unchanged,
@@ -45,6 +51,7 @@ class Options:
     momentum: float = 0.9
     weight_decay: float = 0.0
     val_fraction: float = 0.1  # held-out share of the training set for picking the head
+    precision: str = "auto"  # fast grid's matmuls: bf16 where native (recorded), else fp32
 
 
 def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
@@ -72,6 +79,7 @@ def _fast(model: LoadedModel, opts: Options, spec: DataSpec, ctx: RunContext) ->
         momentum=opts.momentum,
         weight_decay=opts.weight_decay,
         seed=ctx.seed,
+        precision=resolve_precision(opts.precision, train[0].device),
     )
     result = fast_probe(train, test, grid, opts.val_fraction)
     best = result.best

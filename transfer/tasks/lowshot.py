@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from transfer.features import FMNIST_ROOT, DataSpec
 from transfer.models import LoadedModel
-from transfer.probe import GridSpec, fast_probe
+from transfer.probe import GridSpec, fast_probe, resolve_precision
 from transfer.probe_loop import check_unchanged, snapshot
 from transfer.subsets import FULL_SIZES, load_subset, shipped_path, subset_sha256
 from transfer.tasks import RunContext, TaskOutput
@@ -28,6 +28,7 @@ class Options:
     steps: int = 600  # SGD steps per subset (epochs = steps / steps per epoch)
     batch_size: int = 256
     val_fraction: float = 0.1
+    precision: str = "auto"  # the grids' matmuls: bf16 where native (recorded), else fp32
 
 
 def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
@@ -45,6 +46,7 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
             epochs=max(1, opts.steps // steps_per_epoch),
             batch_size=opts.batch_size,
             seed=ctx.seed,
+            precision=resolve_precision(opts.precision, feats.device),
         )
         result = fast_probe((feats[idx], labels[idx]), test, grid, opts.val_fraction)
         best = result.best
