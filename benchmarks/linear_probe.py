@@ -9,8 +9,9 @@ that time is reported but belongs to both sides. Then, on the same cached featur
 
 1. **fast**: ``transfer.probe.train_grid``: every head of the grid (``--lrs`` × {no BN, BN},
    SGD momentum 0.9, cosine, ``--epochs`` epochs at batch 256) in one pass, two matmuls per
-   BN setting and step (logits, closed-form weight gradient), in fp32, and again with bf16 matmuls (``precision="bf16"``: what the ``linear`` and
-   ``lowshot`` tasks use by default, ``precision=auto``, on hardware with native bf16);
+   BN setting and step (logits, closed-form weight gradient), in fp32, and again with bf16
+   matmuls (``precision="bf16"``: what the ``linear`` and ``lowshot`` tasks use by default,
+   ``precision=auto``, on hardware with native bf16);
 2. **separate**: ``transfer.probe.train_separate``: the same heads, each trained on its own
    with ``torch.optim.SGD`` (same initial weights, batches and schedule).
 
