@@ -16,7 +16,8 @@ that time is reported but belongs to both sides. Then, on the same cached featur
    with ``torch.optim.SGD`` (same initial weights, batches and schedule).
 
 Both pick the head with the best top-1 on the same held-out 10% of the training set and
-report it on the test set. Printed: wall time of each side, the ratio separate/fast (target
+report it on the test set. ``--rounds`` alternating rounds (default 3) time each side; printed:
+the median wall time of each side, the median per-round ratio separate/fast (target
 ≥ 8×), the two picked heads' test top-1 and their difference (target: fast within 1 point of
 the best separate head), and the largest per-head difference.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--lrs", default="0.001,0.003,0.01,0.03,0.1,0.3,1,3")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (median)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     if args.threads:
@@ -79,22 +82,28 @@ def main(argv: list[str] | None = None) -> dict:
     fit, val = held_out_split(len(labels), 0.1, grid.seed)
     classes = int(labels.max()) + 1
 
-    t0 = time.perf_counter()
-    heads = train_grid(feats[fit], labels[fit], grid, classes)
-    fast_s = time.perf_counter() - t0
+    bf16 = replace(grid, precision="bf16")  # the same grid, matmuls in bf16
+    x_fit, y_fit = feats[fit], labels[fit]
+    times: dict[str, list[float]] = {"fast": [], "bf16": [], "separate": []}
+    for r in range(args.rounds):  # alternating rounds; the ratios are per-round medians
+        order = ["fast", "bf16", "separate"] if r % 2 == 0 else ["separate", "bf16", "fast"]
+        for side in order:
+            t0 = time.perf_counter()
+            if side == "fast":
+                heads = train_grid(x_fit, y_fit, grid, classes, progress=False)
+            elif side == "bf16":
+                heads16 = train_grid(x_fit, y_fit, bf16, classes, progress=False)
+            else:
+                separate = train_separate(x_fit, y_fit, grid, classes, progress=False)
+            times[side].append(time.perf_counter() - t0)
+    fast_s, bf16_s, separate_s = (statistics.median(times[k]) for k in times)
+    sep = times["separate"]
+    speedup = statistics.median(s / f for s, f in zip(sep, times["fast"], strict=True))
+    speedup16 = statistics.median(s / f for s, f in zip(sep, times["bf16"], strict=True))
     fast_val = grid_accuracy(heads, feats[val], labels[val]).tolist()
     fast_test = grid_accuracy(heads, *test).tolist()
-
-    bf16 = replace(grid, precision="bf16")  # the same grid, matmuls under bf16 autocast
-    t0 = time.perf_counter()
-    heads16 = train_grid(feats[fit], labels[fit], bf16, classes)
-    bf16_s = time.perf_counter() - t0
     bf16_val = grid_accuracy(heads16, feats[val], labels[val]).tolist()
     bf16_test = grid_accuracy(heads16, *test).tolist()
-
-    t0 = time.perf_counter()
-    separate = train_separate(feats[fit], labels[fit], grid, classes)
-    separate_s = time.perf_counter() - t0
     sep_val = [head_accuracy(h, feats[val], labels[val]) for h in separate]
     sep_test = [head_accuracy(h, *test) for h in separate]
 
@@ -108,14 +117,15 @@ def main(argv: list[str] | None = None) -> dict:
         "extract_seconds": extract_s,
         "fast_seconds": fast_s,
         "separate_seconds": separate_s,
-        "speedup": separate_s / fast_s,
+        "rounds": args.rounds,
+        "speedup": speedup,
         "fast_test_top1": fast_test[best_fast],
         "separate_test_top1": sep_test[best_sep],
         "fast_head": grid.heads()[best_fast],
         "separate_head": grid.heads()[best_sep],
         "max_per_head_diff": max(abs(a - b) for a, b in zip(fast_test, sep_test, strict=True)),
         "bf16_seconds": bf16_s,
-        "bf16_speedup": separate_s / bf16_s,
+        "bf16_speedup": speedup16,
         "bf16_test_top1": bf16_test[best_bf16],
         "bf16_head": grid.heads()[best_bf16],
         "bf16_max_per_head_diff": max(abs(a - b) for a, b in zip(bf16_test, sep_test, strict=True)),
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(
         f"{result['heads']} heads × {grid.epochs} epochs on {len(fit)} cached features "
-        f"(extraction {extract_s:.1f} s, shared)\n"
+        f"(extraction {extract_s:.1f} s, shared); median of {args.rounds} alternating rounds\n"
         f"  fast (one pass)      {fast_s:8.1f} s   picked {result['fast_head']}: "
         f"test top-1 {result['fast_test_top1']:.2f}\n"
         f"  fast, bf16 matmuls   {bf16_s:8.1f} s   picked {result['bf16_head']}: "
