@@ -539,11 +539,20 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         axes[key] = [v for v in values.split(",") if v]
     recipes = [r for r in args.recipe.split(",") if r]
     transfer = [t for t in args.transfer.split(",") if t]
-    if transfer:
+    if transfer or args.transfer_opt:
         from transfer import tasks
 
-        for t in transfer:
-            tasks.get(t)  # an unknown task names the available ones
+        for opt in args.transfer_opt:
+            if ":" not in opt or opt.split(":", 1)[0] not in transfer:
+                raise SweepError(
+                    f"--transfer-opt takes TASK:KEY=VALUE for a --transfer task: {opt!r}"
+                )
+        for t in transfer:  # an unknown task or option names the valid ones, before any run
+            mine = [o.split(":", 1)[1] for o in args.transfer_opt if o.startswith(f"{t}:")]
+            try:
+                tasks.parse_options(tasks.get(t).Options, mine)
+            except tasks.OptionError as e:
+                raise SweepError(f"--transfer {t}: {e}") from e
     if not axes and len(recipes) < 2:
         raise SweepError("nothing to sweep: give --batch-sizes, --set KEY=V1,V2 or --recipe a,b")
     swept = [k.rsplit(".", 1)[-1] for k in axes]
@@ -594,11 +603,12 @@ if __name__ == "__main__":
     from submitit.core.utils import FailedJobError, UncompletedJobError
 
     # through the module, so that the pickled jobs name pretrain.sweep.SweepPointJob, not __main__
+    from pretrain.data import DataError
     from pretrain.sweep import SweepError, main  # noqa: F811
 
     try:
         main()
-    except (SweepError, ConfigError, PresetError) as e:
+    except (SweepError, ConfigError, PresetError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except (FailedJobError, UncompletedJobError) as e:

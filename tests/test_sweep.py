@@ -97,6 +97,12 @@ def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64",
                     "--transfer", "nope"])  # fmt: skip
+    with pytest.raises(sweep.SweepError, match="linear.*epochs|epochs"):
+        sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64",
+                    "--transfer", "linear", "--transfer-opt", "linear:epochs=many"])  # fmt: skip
+    with pytest.raises(sweep.SweepError, match="TASK:KEY=VALUE"):
+        sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64",
+                    "--transfer", "knn", "--transfer-opt", "linear:epochs=2"])  # fmt: skip
     with pytest.raises(ConfigError, match="optim.no_such_key"):
         sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--set", "optim.no_such_key=1,2",
                     "--sweep-dir", str(tmp_path / "s")])  # fmt: skip
