@@ -133,16 +133,20 @@ def point_overrides(spec: SweepSpec, point: Point, world_size: int) -> list[str]
 def sweep_block(spec: SweepSpec, point: Point, cfg_dict: dict[str, Any]) -> dict[str, Any]:
     """The ``sweep`` field of every record of ``point``."""
     axis = spec.axis_name()
-    values = {k: v for k, v in point.settings}
+
+    def combo(p: Point) -> dict[str, Any]:  # several swept keys (or recipes and keys)
+        named = {"recipe": p.recipe} if len(spec.recipes) > 1 else {}
+        return {**named, **{k: _literal(v) for k, v in p.settings}}
+
     if axis == "recipe":
         value: Any = point.recipe
-    elif len(point.settings) == 1 and len(spec.recipes) == 1:
-        value = _typed(cfg_dict, point.settings[0][0])
+        all_values: list[Any] = list(spec.recipes)
+    elif axis in spec.axes:  # one swept key: its typed value, as the config holds it
+        value = _typed(cfg_dict, axis)
+        all_values = [_literal(v) for v in spec.axes[axis]]
     else:
-        value = {"recipe": point.recipe, **values} if len(spec.recipes) > 1 else values
-    all_values: list[Any] = (
-        [_literal(v) for v in spec.axes[axis]] if axis in spec.axes else list(spec.recipes)
-    )
+        value = combo(point)
+        all_values = [combo(p) for p in spec.points()]
     return {
         "id": spec.name,
         "axis": axis,

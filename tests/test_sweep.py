@@ -221,3 +221,21 @@ def test_batch_size_sweep_as_one_slurm_array_interrupted_and_completed(
             row for row in rows if row.startswith(f"| {r['sweep']['value']} |")
         )
     assert (tmp_path / "boards" / "batch_size_sweep.png").stat().st_size > 0
+
+
+def test_two_swept_keys_run_their_product_and_render(tiny_fmnist, tmp_path):
+    folder, results = tmp_path / "sweep", tmp_path / "results"
+    args = cli(tiny_fmnist, folder, results, "--batch-sizes", "32,64", "--set",
+               "optim.base_lr=0.05,0.2")  # fmt: skip
+    report = sweep.main(args)
+    assert len(report["submitted"]) == 4
+    pre = records(results, "pretrain")
+    seen = {(r["protocol"]["batch_size"], r["protocol"]["base_lr"]) for r in pre.values()}
+    assert seen == {(32, 0.05), (32, 0.2), (64, 0.05), (64, 0.2)}
+    r = next(iter(pre.values()))
+    assert r["sweep"]["axis"] == "train.batch_size,optim.base_lr"
+    assert r["sweep"]["value"] in r["sweep"]["values"] and len(r["sweep"]["values"]) == 4
+    built = build(results, tmp_path / "boards")
+    assert not built.flagged
+    page = (tmp_path / "boards" / "batch_size_sweep.md").read_text()
+    assert all(f"results/pretrain/{name}" in page for name in pre)  # every point is linked
