@@ -239,3 +239,28 @@ def test_two_swept_keys_run_their_product_and_render(tiny_fmnist, tmp_path):
     assert not built.flagged
     page = (tmp_path / "boards" / "batch_size_sweep.md").read_text()
     assert all(f"results/pretrain/{name}" in page for name in pre)  # every point is linked
+
+
+def test_local_submitit_sweep_runs_each_point_as_a_job(tiny_fmnist, tmp_path):
+    """``--cluster local``: the same job objects as on Slurm, as subprocesses of this machine."""
+    folder, results = tmp_path / "sweep", tmp_path / "results"
+    report = sweep.main(
+        cli(
+            tiny_fmnist,
+            folder,
+            results,
+            "--batch-sizes",
+            "32,64",
+            "--cluster",
+            "local",
+            "--parallelism",
+            "2",
+            "--cpus",
+            "1",
+            "--time",
+            "10",
+        )  # fmt: skip
+    )
+    assert sorted(report["results"]) == ["batch_size-32", "batch_size-64"]
+    assert len(list((folder / "submitit").rglob("*_result.pkl"))) == 2  # two submitit jobs
+    assert sorted(r["sweep"]["value"] for r in records(results, "knn").values()) == [32, 64]
