@@ -4,9 +4,9 @@ and, for comparison, the same heads trained one after another.
 The ``fast`` protocol (the idea of DINOv2's linear evaluation): features are extracted once
 (center crop, eval mode); every head of a grid of learning rates, with and without a
 BatchNorm before the linear layer (BN without affine, MoCo v3 / MAE's probe), is trained in
-the same pass over the cached features: per BN setting one matmul (B, D) x (D, L·C) forward
-and one for the weights' gradient (closed form, no autograd graph), and an SGD update per head
-with its own learning rate. Each head sees exactly the batches,
+the same pass over the cached features: one batched matmul (NB, B, D) x (NB, D, L·C) over the
+NB BN settings forward and one for the weights' gradient (closed form, no autograd graph), and
+an SGD update per head with its own learning rate. Each head sees exactly the batches,
 initialization and update rule that it would see trained alone, so its accuracy is that of a
 separately trained head (``train_separate`` is that baseline). The best head is picked on a
 held-out split of the training set and reported on the test set.
@@ -37,7 +37,7 @@ class GridSpec:
     weight_decay: float = 0.0
     init_std: float = 0.01  # SimSiam / MoCo v3 main_lincls: weight ~ N(0, 0.01), bias 0
     seed: int = 0
-    # "bf16": the grid's matmuls under bf16 autocast (weights, updates and loss stay fp32);
+    # "bf16": the grid's two matmuls in bf16 (weights, softmax and updates stay fp32);
     # heads then agree with separately trained fp32 heads to bf16 rounding, not bit for bit.
     precision: str = "fp32"
 
