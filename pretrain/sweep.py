@@ -257,7 +257,7 @@ def pretrain_record(run: Path, summary: dict[str, Any], point: dict[str, Any]) -
     return {
         "run_id": records.run_id("pretrain", model_id, cfg.train.seed),
         "task": "pretrain",
-        "model": {"id": model_id, "revision": None, "kind": "run_dir", "path": str(run)},
+        "model": {"id": model_id, "revision": None, "kind": "run_dir"},
         "pretrain": {
             "method": cfg.method.name,
             "recipe": cfg.recipe,
