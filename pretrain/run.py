@@ -25,7 +25,8 @@ from pretrain.hooks import default_hooks
 from pretrain.summary import write_summary
 from pretrain.train import Trainer
 from slurm import dist as sdist
-from slurm.presets import PRESETS, PresetError, resolve
+from slurm.cli import add_cluster_arguments, resources_from_args
+from slurm.presets import PresetError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,29 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-dir", help="run directory (resumed when it holds a checkpoint)")
     parser.add_argument("--data", help="dataset folder; shorthand for data.root=PATH")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=2")
-    job = parser.add_argument_group(
-        "cluster", "submit instead of running here (defaults: slurm/presets.py)"
-    )
-    job.add_argument(
-        "--slurm", metavar="PRESET", help=f"submit to Slurm with a preset: {', '.join(PRESETS)}"
-    )
-    job.add_argument(
-        "--cluster", choices=("slurm", "local"), help="local: a submitit job on this machine"
-    )
-    for flag, kind in (
-        ("--nodes", int),
-        ("--gpus-per-node", int),
-        ("--tasks-per-node", int),
-        ("--cpus", int),
-        ("--mem", str),
-        ("--time", str),
-        ("--partition", str),
-        ("--account", str),
-        ("--qos", str),
-        ("--constraint", str),
-    ):
-        job.add_argument(flag, type=kind, help="overrides the preset")
-    job.add_argument("--max-requeues", type=int, default=10, help="preemption/time-out requeues")
+    job = add_cluster_arguments(parser, "the run")
     job.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     return parser.parse_args(argv)
 
@@ -91,19 +70,7 @@ def submit(cfg: Config, args: argparse.Namespace) -> dict | None:
     from slurm.submit import describe, make_executor
 
     cluster = args.cluster or "slurm"
-    resources = resolve(
-        args.slurm or "cpu",
-        nodes=args.nodes,
-        gpus_per_node=args.gpus_per_node,
-        tasks_per_node=args.tasks_per_node,
-        cpus_per_task=args.cpus,
-        mem=args.mem,
-        time=args.time,
-        partition=args.partition,
-        account=args.account,
-        qos=args.qos,
-        constraint=args.constraint,
-    )
+    resources = resources_from_args(args)
     if cfg.train.batch_size % resources.world_size:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} (the global batch) does not split over "

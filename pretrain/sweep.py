@@ -43,7 +43,8 @@ if __name__ == "__main__":
 from hub.provenance import git_sha, write_json_atomic  # noqa: E402
 from pretrain.config import ConfigError, load_config  # noqa: E402
 from pretrain.job import PretrainJob  # noqa: E402
-from slurm.presets import PRESETS, PresetError, Resources, resolve  # noqa: E402
+from slurm.cli import add_cluster_arguments, resources_from_args  # noqa: E402
+from slurm.presets import PresetError, Resources  # noqa: E402
 
 BATCH_KEY = "train.batch_size"
 LR_SCALINGS = ("linear", "sqrt")
@@ -409,8 +410,8 @@ def run_sweep(
     active = active_slurm_jobs(folder) if cluster == "slurm" else set()
     p = plan(spec, folder, active)
     world = resources.world_size if resources else 1
-    for point in p.todo:  # every config error before anything is submitted
-        point_args(spec, point, folder, world, results_dir, 0)
+    # every point's config (and so every config error) before anything is submitted
+    args = [point_args(spec, x, folder, world, results_dir, 0) for x in p.todo]
     print(
         f"sweep {spec.name} ({spec.axis_name()}): {len(p.done)} done, {len(p.in_flight)} queued "
         f"or running, {len(p.todo)} to run -> {folder}",
@@ -424,7 +425,6 @@ def run_sweep(
     }
     if not p.todo:
         return report
-    args = [point_args(spec, x, folder, world, results_dir, 0) for x in p.todo]
     if cluster is None:
         from tqdm.auto import tqdm
 
@@ -514,15 +514,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-dir", type=Path, help="default runs/sweeps/<name>")
     p.add_argument("--results-dir", type=Path, help="result records (default leaderboards/results)")
     p.add_argument("--micro-batch", type=int, default=0, help="accumulate above N images/process")
-    p.add_argument("--slurm", metavar="PRESET", help=f"a Slurm job array: {', '.join(PRESETS)}")
-    p.add_argument("--cluster", choices=("slurm", "local"), help="local: submitit on this machine")
+    add_cluster_arguments(p, "the points as one job array")
     p.add_argument("--parallelism", type=int, default=4, help="points running at once")
-    p.add_argument("--partition")
-    p.add_argument("--account")
-    p.add_argument("--time", help="time limit per point (minutes or D-HH:MM:SS)")
-    p.add_argument("--cpus", type=int)
-    p.add_argument("--mem")
-    p.add_argument("--max-requeues", type=int, default=10)
     p.add_argument("--no-wait", action="store_true", help="Slurm: return after submitting")
     p.add_argument("overrides", nargs="*", help="config overrides for every point")
     return p.parse_args(argv)
@@ -578,16 +571,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     spec = spec_from_args(args)
     folder = args.sweep_dir or Path("runs/sweeps") / spec.name
     cluster = args.cluster or ("slurm" if args.slurm else None)
-    resources = None
-    if cluster:
-        resources = resolve(
-            args.slurm or "cpu",
-            partition=args.partition,
-            account=args.account,
-            time=args.time,
-            cpus_per_task=args.cpus,
-            mem=args.mem,
-        )
+    resources = resources_from_args(args) if cluster else None
     report = run_sweep(
         spec,
         folder,
