@@ -1,0 +1,54 @@
+"""The benchmarks' own side runs the trainer's code: a change to the trainer must not break them.
+
+``benchmarks/pretrain_throughput.py`` times ``Trainer.train_step`` called on a small holder of
+what the step reads from the trainer; when the step starts reading a new attribute, the
+benchmark breaks without any training test noticing. These tests run our side of it (lightly,
+the other side, is the optional ``bench`` extra) for each method on a tiny backbone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pretrain.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses resolve their annotations through it
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("method", ["simsiam", "byol", "mocov3"])
+def test_throughput_benchmark_steps_our_trainer(method):
+    bench = load_benchmark("pretrain_throughput")
+    cfg = load_config(
+        bench.RECIPES[(method, "resnet18")],
+        ["model.width=8", "train.batch_size=8", "data.img_size=16", "train.precision=fp32"],
+    )
+    gen = torch.Generator().manual_seed(0)
+    x1, x2 = (torch.randn(8, cfg.model.in_chans, 16, 16, generator=gen) for _ in range(2))
+    step, model = bench.ours_step(cfg, torch.device("cpu"), x1, x2)
+    before = [p.detach().clone() for p in model.backbone.parameters()]
+    out = step()
+    assert torch.isfinite(out["loss"])
+    after = list(model.backbone.parameters())
+    moved = sum(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert moved > 0, "the step did not update the backbone"
+    assert bench.count_flops(step) > 0
+
+
+def test_throughput_benchmark_without_lightly_says_how_to_install_it(monkeypatch):
+    bench = load_benchmark("pretrain_throughput")
+    monkeypatch.setattr(bench, "LIGHTLY_MISSING", ImportError("no lightly"))
+    with pytest.raises(SystemExit, match=r"pip install -e '\.\[bench\]'"):
+        bench.main(["--rounds", "1"])
