@@ -369,6 +369,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="resnet18: the Fashion-MNIST recipe; resnet50: the ImageNet recipe",
     )
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--width", type=int, default=None, help="ResNet width; default: the recipe's")
     p.add_argument("--img-size", type=int, default=None, help="default: the recipe's")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps-per-round", type=int, default=4)
@@ -411,6 +412,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     overrides = [f"train.batch_size={args.batch}", f"train.device={args.device}"]
     if args.img_size:
         overrides.append(f"data.img_size={args.img_size}")
+    if args.width:
+        overrides.append(f"model.width={args.width}")
     if args.precision:
         overrides.append(f"train.precision={args.precision}")
     if args.channels_last is not None:

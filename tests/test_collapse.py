@@ -1,7 +1,9 @@
 """SimSiam §4.1, Fig. 2: without stop-gradient the representation collapses; with it, it does not.
 
 Both runs are the embedded recipe on the real Fashion-MNIST, otherwise identical, for the
-same number of steps (about 5 minutes for the pair on 2 CPU cores, hence ``slow``).
+same number of steps: the first 1,200 of the recipe's 2,808 (the schedule is the full one), about
+8 minutes for the pair on 2 CPU cores, hence ``slow``. Without stop-gradient z-std × √d falls
+below 0.2 within 200 steps and settles near 0.13 from step 1,200 on.
 kNN on the backbone features is reported beside kNN on z: they can disagree in short runs.
 """
 
@@ -15,7 +17,7 @@ from pretrain.config import load_config
 from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
 from pretrain.train import Trainer
 
-STEPS = 600
+STEPS = 1200
 COMMON = [
     f"train.max_steps={STEPS}",
     "monitor.every=25",
