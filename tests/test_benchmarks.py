@@ -52,3 +52,13 @@ def test_throughput_benchmark_without_lightly_says_how_to_install_it(monkeypatch
     monkeypatch.setattr(bench, "LIGHTLY_MISSING", ImportError("no lightly"))
     with pytest.raises(SystemExit, match=r"pip install -e '\.\[bench\]'"):
         bench.main(["--rounds", "1"])
+
+
+def test_conv_bound_splits_a_step_into_conv_forward_backward_and_the_rest(capsys):
+    bench = load_benchmark("conv_bound")
+    rows = bench.main(
+        ["--batch", "8", "--img-size", "16", "--width", "8", "--steps", "1", "--warmup", "1"]
+    )
+    assert rows["conv_forward_pct"] > 0 and rows["conv_backward_pct"] > 0
+    assert 0.0 <= rows["other_share"] < 1.0
+    assert "conv-only bound" in capsys.readouterr().out
