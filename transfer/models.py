@@ -53,7 +53,7 @@ def latest_run(runs: Path | None = None, recipe: str = DEFAULT_RECIPE) -> Path:
         raise ModelError(
             f"no --model given and no pretraining run of {recipe} under {runs}/ holds "
             "checkpoints/last.pt; run 'python pretrain/run.py' first (the embedded default, "
-            "about 5 minutes on a CPU) or pass --model <hub id | encoder folder | run dir>"
+            "about 6 minutes on a 2-core CPU) or pass --model <hub id | encoder folder | run dir>"
         )
     return found[-1]
 
