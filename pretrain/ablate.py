@@ -47,6 +47,7 @@ COLLAPSED_BELOW = 0.2  # z-std × √d
 HEALTHY_ABOVE = 0.5
 NEAR_CHANCE = 10.0  # points above chance still counted as "at chance"
 BATCH = 128
+DEFAULT_STEPS = 300  # the matrix's length; other lengths get their own record names
 TRAIN_IMAGES = 60000  # Fashion-MNIST's training split
 DEFAULT_OUT = Path("leaderboards/results/ablation")
 DEFAULT_WORK = Path("runs/ablation")  # run directories, the table and the scatter plot
@@ -236,6 +237,13 @@ def judge(expect: str, rec: dict) -> tuple[bool, list[str]]:
     return not failed, failed
 
 
+def run_name(variant: Variant, seed: int, steps: int) -> str:
+    """``method-variant-seedS``, plus ``-Nsteps`` off the matrix's length: a longer reading of
+    a variant sits beside the matrix's record instead of overwriting it."""
+    base = f"{variant.method}-{variant.name}-seed{seed}"
+    return base if steps == DEFAULT_STEPS else f"{base}-{steps}steps"
+
+
 def run_variant(
     variant: Variant,
     seed: int,
@@ -246,7 +254,8 @@ def run_variant(
 ) -> dict:
     """Train one (variant, seed), write its result record, and return it."""
     cfg = build_config(variant, seed, steps, data_root)
-    run_dir = work_dir / f"{variant.method}-{variant.name}-seed{seed}"
+    name = run_name(variant, seed, steps)
+    run_dir = work_dir / name
     if run_dir.exists():  # a fresh run every time: no resume from an older matrix
         for p in sorted(run_dir.rglob("*"), reverse=True):
             p.unlink() if p.is_file() else p.rmdir()
@@ -259,7 +268,7 @@ def run_variant(
     init = rows[0]
     final = {k: v for row in rows for k, v in row.items()}  # latest value of every metric
     rec = {
-        "run_id": f"{variant.method}-{variant.name}-seed{seed}",
+        "run_id": name,
         "task": "ablation",
         "kind": "collapse_ablation",
         "method": variant.method,
@@ -299,7 +308,7 @@ def run_variant(
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     rec["reproduced"], rec["not_reproduced_because"] = judge(variant.expect, rec)
-    path = out_dir / f"{variant.method}-{variant.name}-seed{seed}.json"
+    path = out_dir / f"{name}.json"
     write_json_atomic(path, rec)
     return rec
 
@@ -391,7 +400,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", default="all", help="comma-separated names, or 'all'")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help=f"training steps per run (default {DEFAULT_STEPS}; other lengths name their "
+        "records <method>-<variant>-seed<S>-<N>steps)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result records folder")
     p.add_argument(
         "--work", type=Path, default=DEFAULT_WORK, help="run directories, table and plot"

@@ -38,11 +38,16 @@ def test_matrix_covers_the_claims_of_the_recipes():
     assert len(BY_NAME) == len(MATRIX)
 
 
-def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
+def small_runs(monkeypatch) -> None:
     small = ["monitor.knn_bank=256", "monitor.knn_queries=64", "train.batch_size=64"]
     monkeypatch.setattr(ablate, "FAST", [*ablate.FAST, *small])
     monkeypatch.setattr(ablate, "BATCH", 64)
     monkeypatch.setattr(ablate, "TRAIN_IMAGES", 512)
+    monkeypatch.setattr(ablate, "DEFAULT_STEPS", 2)  # the matrix's length, in these tests
+
+
+def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
+    small_runs(monkeypatch)
     out = tmp_path / "results"
     r = ablate.run_variant(BY_NAME["no_stop_grad"], 0, 2, out, str(tiny_fmnist), tmp_path / "w")
     on_disk = json.loads((out / "simsiam-no_stop_grad-seed0.json").read_text())
@@ -60,6 +65,21 @@ def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
     assert curve[-1]["z_std_sqrt_d"] == on_disk["z_std_sqrt_d"]
     table = ablate.format_table(ablate.summarize([r]))
     assert "no_stop_grad" in table and "collapse" in table
+
+
+def test_a_longer_reading_sits_beside_the_matrix_record(tiny_fmnist, tmp_path, monkeypatch):
+    small_runs(monkeypatch)
+    out, work = tmp_path / "results", tmp_path / "w"
+    ablate.run_variant(BY_NAME["simsiam"], 0, 2, out, str(tiny_fmnist), work)
+    matrix_record = (out / "simsiam-simsiam-seed0.json").read_bytes()
+    longer = ablate.run_variant(BY_NAME["simsiam"], 0, 3, out, str(tiny_fmnist), work)
+    assert sorted(p.name for p in out.glob("*.json")) == [
+        "simsiam-simsiam-seed0-3steps.json",
+        "simsiam-simsiam-seed0.json",
+    ]
+    assert (out / "simsiam-simsiam-seed0.json").read_bytes() == matrix_record
+    assert longer["run_id"] == "simsiam-simsiam-seed0-3steps" and longer["steps"] == 3
+    assert (work / "simsiam-simsiam-seed0").is_dir()  # its run directory was not reused
 
 
 def test_unknown_variant_is_named(capsys):
