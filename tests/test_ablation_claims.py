@@ -1,7 +1,9 @@
 """The stop-gradient and predictor claims of SimSiam, through the ablation benchmark (slow).
 
-Five runs of ``pretrain/ablate.py``'s matrix at seed 0 (300 steps each, the narrow recipe;
-a few minutes on 2 CPU cores): the SimSiam baseline, the constant-lr predictor, and the three
+Five runs of ``pretrain/ablate.py``'s matrix at seed 0, in the benchmark's longer reading
+(``--steps 1500``, the narrow recipe; about 2 minutes each, 11 in all on 2 CPU cores; at the
+matrix's 300 steps SimSiam has not yet passed its random init and the spread has not yet fallen
+below 0.2): the SimSiam baseline, the constant-lr predictor, and the three
 variants the paper says collapse (no stop-gradient, no predictor, fixed random predictor).
 Each claim is asserted in the two parts the benchmark judges (``ablate.judge``): the spread
 z-std × √d and kNN. A part that does not reproduce at this scale is marked
@@ -23,7 +25,7 @@ from pretrain.ablate import (
     run_variant,
 )
 
-STEPS = 300
+STEPS = 1500
 VARIANTS = ("simsiam", "pred_const_lr", "no_stop_grad", "no_predictor", "fixed_random_predictor")
 
 
@@ -47,7 +49,7 @@ def records(tmp_path_factory) -> dict[str, dict]:
 
 
 def not_yet(why: str):
-    return pytest.mark.xfail(strict=True, reason=f"not reproduced at 300 CPU steps: {why}")
+    return pytest.mark.xfail(strict=True, reason=f"not reproduced at {STEPS} CPU steps: {why}")
 
 
 @pytest.mark.slow
@@ -61,10 +63,7 @@ def test_baseline_and_constant_lr_predictor_keep_their_spread(records, name):
     "name",
     [
         "simsiam",
-        pytest.param(
-            "pred_const_lr",
-            marks=not_yet("kNN on h 73.6% equals the random init's 73.6% (seed 0)"),
-        ),
+        "pred_const_lr",
     ],
 )
 def test_baseline_and_constant_lr_predictor_beat_random_init(records, name):
@@ -73,7 +72,7 @@ def test_baseline_and_constant_lr_predictor_beat_random_init(records, name):
 
 @pytest.mark.slow
 def test_removing_stop_gradient_or_predictor_shrinks_the_spread(records):
-    """What holds at 300 steps: z is mostly its batch center, with one direction left."""
+    """What holds beside the spread: z is mostly its batch center, with one direction left."""
     base = records["simsiam"]["z_std_sqrt_d"]
     for name in ("no_stop_grad", "no_predictor"):
         assert records[name]["z_std_sqrt_d"] < 0.4 * base, name
@@ -81,22 +80,30 @@ def test_removing_stop_gradient_or_predictor_shrinks_the_spread(records):
         assert records[name]["effective_rank"] < 3.0, name
 
 
-COLLAPSING = [
-    pytest.param("no_stop_grad", marks=not_yet("z-std x sqrt(d) 0.233, kNN on z 58.5% (seed 0)")),
-    pytest.param("no_predictor", marks=not_yet("z-std x sqrt(d) 0.268, kNN on z 60.7% (seed 0)")),
-    pytest.param(
-        "fixed_random_predictor", marks=not_yet("z-std x sqrt(d) 0.864, kNN on z 67.2% (seed 0)")
-    ),
-]
+FIXED_RANDOM_STAYS = not_yet("z-std x sqrt(d) 0.746, kNN on z 57.3% (seed 0)")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", COLLAPSING)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "no_stop_grad",
+        "no_predictor",
+        pytest.param("fixed_random_predictor", marks=FIXED_RANDOM_STAYS),
+    ],
+)
 def test_collapsing_variants_lose_their_spread(records, name):
     assert records[name]["z_std_sqrt_d"] < COLLAPSED_BELOW
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", COLLAPSING)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("no_stop_grad", marks=not_yet("kNN on z 73.2% (z-std x sqrt(d) 0.178)")),
+        pytest.param("no_predictor", marks=not_yet("kNN on z 66.0% (z-std x sqrt(d) 0.188)")),
+        pytest.param("fixed_random_predictor", marks=FIXED_RANDOM_STAYS),
+    ],
+)
 def test_collapsing_variants_fall_to_chance_on_z(records, name):
     assert records[name]["knn_z"] <= CHANCE + NEAR_CHANCE
