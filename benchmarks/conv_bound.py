@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pretrain_throughput as tp  # noqa: E402
 
-from pretrain.config import load_config  # noqa: E402
 from pretrain.train import autocast_dtype  # noqa: E402
 
 CONV_OPS = {"forward": "convolution", "backward": "convolution_backward"}
@@ -84,17 +83,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    overrides = [f"train.batch_size={args.batch}", f"data.img_size={args.img_size}"]
-    if args.width:
-        overrides.append(f"model.width={args.width}")
-    if args.precision:
-        overrides.append(f"train.precision={args.precision}")
-    cfg = load_config(tp.RECIPES[(args.method, "resnet18")], overrides)
+    cfg = tp.benchmark_config(
+        args.method,
+        batch=args.batch,
+        img_size=args.img_size,
+        width=args.width,
+        precision=args.precision,
+    )
     amp = autocast_dtype(cfg.train.precision, device)
-    gen = torch.Generator().manual_seed(0)
-    size, chans = cfg.data.img_size, cfg.model.in_chans
-    x1, x2 = (torch.randn(args.batch, chans, size, size, generator=gen) for _ in range(2))
-    step, _ = tp.ours_step(cfg, device, x1, x2)
+    size = cfg.data.img_size
+    step, _ = tp.ours_step(cfg, device, *tp.random_views(cfg, device, seed=0))
     for _ in range(args.warmup):
         step()
 

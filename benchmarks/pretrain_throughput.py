@@ -266,6 +266,38 @@ def lightly_ema_step(
     return step, model
 
 
+def benchmark_config(
+    method: str,
+    model: str = "resnet18",
+    *,
+    batch: int,
+    device: str = "cpu",
+    img_size: int | None = None,
+    width: int | None = None,
+    precision: str | None = None,
+    channels_last: bool | None = None,
+) -> Config:
+    """The recipe of (method, model) with the benchmark's overrides; None keeps the recipe's."""
+    overrides = [f"train.batch_size={batch}", f"train.device={device}"]
+    if img_size:
+        overrides.append(f"data.img_size={img_size}")
+    if width:
+        overrides.append(f"model.width={width}")
+    if precision:
+        overrides.append(f"train.precision={precision}")
+    if channels_last is not None:
+        overrides.append(f"train.channels_last={str(channels_last).lower()}")
+    return load_config(RECIPES[(method, model)], overrides)
+
+
+def random_views(cfg: Config, device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pair of random normalized inputs (B, C, S, S), generated once, before any timing."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (cfg.train.batch_size, cfg.model.in_chans, cfg.data.img_size, cfg.data.img_size)
+    x1, x2 = (torch.randn(shape, generator=gen).to(device) for _ in range(2))
+    return x1, x2
+
+
 def num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -409,22 +441,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda, but no CUDA device is visible")
 
-    overrides = [f"train.batch_size={args.batch}", f"train.device={args.device}"]
-    if args.img_size:
-        overrides.append(f"data.img_size={args.img_size}")
-    if args.width:
-        overrides.append(f"model.width={args.width}")
-    if args.precision:
-        overrides.append(f"train.precision={args.precision}")
-    if args.channels_last is not None:
-        overrides.append(f"train.channels_last={str(args.channels_last).lower()}")
-    cfg = load_config(RECIPES[(args.method, args.model)], overrides)
+    cfg = benchmark_config(
+        args.method,
+        args.model,
+        batch=args.batch,
+        device=args.device,
+        img_size=args.img_size,
+        width=args.width,
+        precision=args.precision,
+        channels_last=args.channels_last,
+    )
     ours_amp = autocast_dtype(cfg.train.precision, device)
     lightly_amp = torch.bfloat16 if args.lightly_precision == "bf16" else None
     size, chans, batch = cfg.data.img_size, cfg.model.in_chans, cfg.train.batch_size
-
-    gen = torch.Generator().manual_seed(args.seed)
-    x1, x2 = (torch.randn(batch, chans, size, size, generator=gen).to(device) for _ in range(2))
+    x1, x2 = random_views(cfg, device, args.seed)
 
     torch.manual_seed(args.seed)
     ours, ours_model = ours_step(cfg, device, x1, x2)

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from pretrain.config import load_config
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,12 +29,8 @@ def load_benchmark(name: str):
 @pytest.mark.parametrize("method", ["simsiam", "byol", "mocov3"])
 def test_throughput_benchmark_steps_our_trainer(method):
     bench = load_benchmark("pretrain_throughput")
-    cfg = load_config(
-        bench.RECIPES[(method, "resnet18")],
-        ["model.width=8", "train.batch_size=8", "data.img_size=16", "train.precision=fp32"],
-    )
-    gen = torch.Generator().manual_seed(0)
-    x1, x2 = (torch.randn(8, cfg.model.in_chans, 16, 16, generator=gen) for _ in range(2))
+    cfg = bench.benchmark_config(method, batch=8, img_size=16, width=8, precision="fp32")
+    x1, x2 = bench.random_views(cfg, torch.device("cpu"), seed=0)
     step, model = bench.ours_step(cfg, torch.device("cpu"), x1, x2)
     before = [p.detach().clone() for p in model.backbone.parameters()]
     out = step()
