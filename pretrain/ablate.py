@@ -51,7 +51,10 @@ DEFAULT_STEPS = 300  # the matrix's length; other lengths get their own record n
 TRAIN_IMAGES = 60000  # Fashion-MNIST's training split
 DEFAULT_OUT = Path("leaderboards/results/ablation")
 DEFAULT_WORK = Path("runs/ablation")  # run directories, the table and the scatter plot
-CURVE_KEYS = ("step", "loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_z", "knn_h")
+CURVE_KEYS = (
+    *("step", "loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_z", "knn_h"),
+    *("z_std_sqrt_d_eval", "m_o_eval"),  # the kNN bank's z in eval mode (KnnMonitor)
+)
 
 # The narrow, short version of each method's Fashion-MNIST recipe (one run ≈ 1 CPU-minute).
 FAST = [
@@ -289,6 +292,8 @@ def run_variant(
         "effective_rank": final["rankme"],
         "m_o": final["m_o"],
         "m_r": final["m_r"],
+        "z_std_sqrt_d_eval": final.get("z_std_sqrt_d_eval"),
+        "m_o_eval": final.get("m_o_eval"),
         "loss": final["loss"],
         "collapsed": bool(final["collapsed"]),
         "wall_seconds": wall,

@@ -18,6 +18,8 @@ from pretrain.checkpoint import LAST, atomic_save
 from pretrain.knn import embed, embed_dataset, knn_top1
 from pretrain.monitors import collapse_stats, is_collapsed
 
+EVAL_COLLAPSE_KEYS = ("z_std_sqrt_d", "m_o", "m_r")  # logged with an "_eval" suffix
+
 if TYPE_CHECKING:
     from pretrain.train import Trainer
 
@@ -69,6 +71,14 @@ class KnnMonitor(Hook):
     The bank is ``monitor.knn_bank`` training images, the queries ``monitor.knn_queries``
     images of the held-out split (Fashion-MNIST's test set, or ``data.val_root`` for an
     ImageFolder): fixed subsets, no augmentation; BN uses its running statistics.
+
+    It also logs the collapse monitors of the bank's z as the model embeds it for kNN
+    (``z_std_sqrt_d_eval``, ``m_o_eval``, ``m_r_eval``): eval-mode BN, unaugmented images.
+    They can differ from the training batch's (``CollapseMonitor``): with the projector's
+    output BN (affine=False) in training mode every channel keeps zero mean and unit variance
+    over the batch, so a collapsed z keeps a few far outliers there; with running statistics
+    the same network maps almost every image onto one point. They are not logged at step 0,
+    where BN's running statistics are still their initial 0 and 1.
     """
 
     def __init__(self) -> None:
@@ -135,6 +145,9 @@ class KnnMonitor(Hook):
         trainer.metrics["knn_z"] = knn_top1(
             feats_query[:, f:], self.queries[1], feats_bank[:, f:], self.bank[1], k, t
         )
+        if trainer.step > 0:  # at init BN's running statistics are still 0 and 1, not the data's
+            bank_z = collapse_stats(feats_bank[:, f:])
+            trainer.metrics.update({f"{key}_eval": bank_z[key] for key in EVAL_COLLAPSE_KEYS})
         trainer.log_now = True
         model.train(was_training)
 

@@ -20,7 +20,11 @@ PANELS = (
 
 
 def plot_collapse_curves(metrics_path: Path, out_path: Path, title: str = "") -> Path:
-    """Four panels against training steps: loss, z-std × √d, kNN on h and z, m_o."""
+    """Four panels against training steps: loss, z-std × √d, kNN on h and z, m_o.
+
+    z-std × √d and m_o are drawn for the training batch (solid) and, where the kNN monitor
+    logged them, for its bank embedded in eval mode (dashed).
+    """
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
 
     def series(key: str) -> tuple[list[int], list[float]]:
@@ -35,7 +39,10 @@ def plot_collapse_curves(metrics_path: Path, out_path: Path, title: str = "") ->
                 ax.plot(*series(sub), marker="o", ms=3, label=name)
             ax.legend()
         else:
-            ax.plot(*series(key))
+            ax.plot(*series(key), label="training batch")
+            if rows and any(f"{key}_eval" in r for r in rows):  # logged by the kNN monitor
+                ax.plot(*series(f"{key}_eval"), ls="--", marker="o", ms=3, label="kNN bank, eval")
+                ax.legend()
         if threshold is not None:
             ax.axhline(threshold, color="red", ls="--", lw=1, label="collapse threshold")
             ax.legend()

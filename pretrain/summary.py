@@ -26,7 +26,10 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
         "world_size": trainer.dist.world_size,
         "final": {
             k: last.get(k)
-            for k in ("loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_h", "knn_z")
+            for k in (
+                *("loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_h", "knn_z"),
+                *("z_std_sqrt_d_eval", "m_o_eval", "m_r_eval"),
+            )
         },
         "collapsed": collapsed,
         "config": cfg.to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -59,3 +60,26 @@ def test_knn_top1_on_separable_clusters():
     assert knn_top1(feats[1::2], labels[1::2], feats[::2], labels[::2], k=5) == 100.0
     chance = knn_top1(torch.randn(200, 16), labels, torch.randn(200, 16), labels, k=5)
     assert chance < 40.0 and math.isfinite(chance)
+
+
+def test_knn_monitor_logs_the_banks_collapse_figures_in_eval_mode(tiny_fmnist, tmp_path):
+    from pretrain.augment import normalize_small
+    from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
+    from pretrain.train import Trainer
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config(tiny_fmnist)
+    knn = KnnMonitor()
+    trainer = Trainer(cfg, tmp_path / "run", [CollapseMonitor(), knn, MetricsLog()]).fit()
+    model = trainer.model.eval()
+    with torch.no_grad():
+        x = normalize_small(knn.bank[0], cfg.data.img_size, cfg.model.in_chans)
+        z = model.projector(model.backbone(x))  # (bank, D), BN on running statistics
+    expected = collapse_stats(z)
+    last = trainer.metrics
+    for key in ("z_std_sqrt_d", "m_o", "m_r"):
+        assert last[f"{key}_eval"] == pytest.approx(expected[key], rel=1e-4)
+    # the eval-mode figure is its own measurement, not the training batch's copied over
+    assert last["z_std_sqrt_d_eval"] != pytest.approx(last["z_std_sqrt_d"], rel=1e-3)
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "knn_z" in rows[0] and "z_std_sqrt_d_eval" not in rows[0]  # BN has no statistics yet
