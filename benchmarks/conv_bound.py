@@ -13,6 +13,11 @@ share of the machine's ceiling. This one splits that step, measured in one run:
 - **conv-only bound**: the step's % of ceiling if everything else took no time at all, i.e.
   all counted FLOPs over the conv time alone. No fusion of the non-conv work can lift the step
   above it; only faster conv kernels can.
+- **the same bound from the kernels alone**, without the profiler: every convolution the step
+  runs (its input, weight, stride and padding, caught by forward hooks) is timed by itself on
+  random tensors of its shapes, in the step's dtype and memory format, forward and backward
+  (input gradient where the input needs one, weight gradient). A per-shape table shows which
+  convolutions cost the most and how fast each runs.
 
 The step is ``pretrain_throughput.ours_step``: ``Trainer.train_step`` on the recipe's model, with
 the recipe's precision and memory format unless overridden. The ceiling is the same
@@ -28,9 +33,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -65,6 +75,122 @@ def conv_seconds(step: tp.Step, steps: int) -> dict[str, float]:
     return {part: totals.get(f"aten::{name}", 0.0) / 1e6 / steps for part, name in CONV_OPS.items()}
 
 
+@dataclass(frozen=True)
+class ConvCall:
+    """One convolution the step runs: its shapes, stride, padding, and whether its input
+    needs a gradient (the first conv's input, the image, does not)."""
+
+    x: tuple[int, ...]
+    w: tuple[int, ...]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    input_grad: bool
+
+
+def conv_calls(model: nn.Module, step: tp.Step) -> Counter[ConvCall]:
+    """The convolutions one step runs, with how many times each runs, via forward hooks."""
+    calls: Counter[ConvCall] = Counter()
+
+    def record(conv: nn.Conv2d, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        if conv.groups != 1 or not isinstance(conv.padding, tuple):
+            raise ValueError(f"conv_bound times plain convolutions only, not {conv}")
+        x = inputs[0]
+        calls[
+            ConvCall(
+                tuple(x.shape),
+                tuple(conv.weight.shape),
+                tuple(conv.stride),
+                tuple(conv.padding),
+                x.requires_grad,
+            )
+        ] += 1
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if type(m) is nn.Conv2d]
+    try:
+        step()
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def isolated_conv_seconds(
+    call: ConvCall, dtype: torch.dtype, memory_format: torch.memory_format, reps: int = 10
+) -> tuple[float, float]:
+    """Median seconds of one forward and one backward of ``call`` alone, on random tensors."""
+
+    def rand(*shape: int) -> torch.Tensor:
+        t = torch.randn(shape, dtype=dtype)
+        return t.contiguous(memory_format=memory_format) if t.dim() == 4 else t
+
+    x, w = rand(*call.x), rand(*call.w)
+    y = F.conv2d(x, w, stride=call.stride, padding=call.padding)
+    grad_y = rand(*y.shape)
+
+    def forward() -> torch.Tensor:
+        return F.conv2d(x, w, stride=call.stride, padding=call.padding)
+
+    def backward() -> tuple[torch.Tensor, ...]:
+        return torch.ops.aten.convolution_backward(
+            grad_y,
+            x,
+            w,
+            None,
+            list(call.stride),
+            list(call.padding),
+            [1, 1],
+            False,
+            [0, 0],
+            1,
+            [call.input_grad, True, False],
+        )
+
+    def median_seconds(fn: tp.Step) -> float:
+        for _ in range(2):
+            fn()
+        times = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    return median_seconds(forward), median_seconds(backward)
+
+
+def conv_call_flops(call: ConvCall) -> tuple[int, int]:
+    """FLOPs of one forward and one backward of ``call`` (FlopCounterMode's convention)."""
+    n, _, h, w = call.x
+    c_out, c_in, kh, kw = call.w
+    ho = (h + 2 * call.padding[0] - kh) // call.stride[0] + 1
+    wo = (w + 2 * call.padding[1] - kw) // call.stride[1] + 1
+    forward = 2 * n * c_out * ho * wo * c_in * kh * kw
+    return forward, forward * (2 if call.input_grad else 1)
+
+
+def kernels_alone(
+    model: nn.Module, step: tp.Step, dtype: torch.dtype, memory_format: torch.memory_format
+) -> list[dict[str, float | str | int]]:
+    """One row per distinct convolution of the step: count, FLOPs and time of its kernels."""
+    rows = []
+    for call, count in conv_calls(model, step).items():
+        fwd_s, bwd_s = isolated_conv_seconds(call, dtype, memory_format)
+        fwd_flops, bwd_flops = conv_call_flops(call)
+        c_out, c_in, kh, _ = call.w
+        rows.append(
+            {
+                "conv": f"{c_in}->{c_out} {kh}x{kh}/{call.stride[0]} on {call.x[2]}px",
+                "count": count,
+                "flops": count * (fwd_flops + bwd_flops),
+                "forward_s": count * fwd_s,
+                "backward_s": count * bwd_s,
+                "forward_gflops": fwd_flops / fwd_s / 1e9,
+                "backward_gflops": bwd_flops / bwd_s / 1e9,
+            }
+        )
+    return sorted(rows, key=lambda r: -(r["forward_s"] + r["backward_s"]))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--method", choices=["simsiam", "byol", "mocov3"], default="simsiam")
@@ -75,6 +201,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 keeps the default")
     p.add_argument("--steps", type=int, default=5, help="timed steps, and profiled steps")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument(
+        "--no-kernels", action="store_true", help="skip timing each convolution by itself"
+    )
     return p.parse_args(argv)
 
 
@@ -92,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     amp = autocast_dtype(cfg.train.precision, device)
     size = cfg.data.img_size
-    step, _ = tp.ours_step(cfg, device, *tp.random_views(cfg, device, seed=0))
+    step, model = tp.ours_step(cfg, device, *tp.random_views(cfg, device, seed=0))
     for _ in range(args.warmup):
         step()
 
@@ -130,6 +259,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"  non-conv work: {100 * other_s / step_s:.1f}% of the step; "
         f"conv-only bound: {bound:.1f}% of ceiling (bound / 75% target = {bound / 75:.2f})"
     )
+    if not args.no_kernels:
+        memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        table = kernels_alone(model, step, amp or torch.float32, memory_format)
+        print("\nEach convolution of the step timed by itself (random tensors, no profiler):")
+        print(
+            f"  {'convolution':<26} {'calls':>5} {'fwd ms':>7} {'bwd ms':>7} "
+            f"{'fwd % ceil':>10} {'bwd % ceil':>10}"
+        )
+        for r in table:
+            print(
+                f"  {r['conv']:<26} {r['count']:>5} {r['forward_s'] * 1e3:>7.1f} "
+                f"{r['backward_s'] * 1e3:>7.1f} {pct(r['forward_gflops']):>9.1f}% "
+                f"{pct(r['backward_gflops']):>9.1f}%"
+            )
+        kernel_s = sum(r["forward_s"] + r["backward_s"] for r in table)
+        kernel_flops = sum(r["flops"] for r in table)
+        kernels_bound = pct(flops["total"] / kernel_s / 1e9)
+        rows.update(kernels_alone_bound_pct=kernels_bound, kernels_alone_conv_flops=kernel_flops)
+        print(
+            f"  kernels alone: {kernel_s * 1e3:.1f} ms per step for {kernel_flops / 1e9:.2f} "
+            f"conv GFLOP; conv-only bound {kernels_bound:.1f}% of ceiling"
+        )
     return rows
 
 

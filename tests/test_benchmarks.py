@@ -56,3 +56,24 @@ def test_conv_bound_splits_a_step_into_conv_forward_backward_and_the_rest(capsys
     assert rows["conv_forward_pct"] > 0 and rows["conv_backward_pct"] > 0
     assert 0.0 <= rows["other_share"] < 1.0
     assert "conv-only bound" in capsys.readouterr().out
+    # every conv the step runs was timed by itself: together they are the step's conv FLOPs
+    cfg = bench.tp.benchmark_config("simsiam", batch=8, img_size=16, width=8)
+    step, _ = bench.tp.ours_step(
+        cfg, torch.device("cpu"), *bench.tp.random_views(cfg, torch.device("cpu"), seed=0)
+    )
+    counted = bench.conv_flops(step)
+    assert rows["kernels_alone_conv_flops"] == counted["forward"] + counted["backward"]
+    assert rows["kernels_alone_bound_pct"] > 0
+
+
+def test_conv_bound_counts_each_convolution_of_a_resnet_step():
+    bench = load_benchmark("conv_bound")
+    cfg = bench.tp.benchmark_config("simsiam", batch=4, img_size=16, width=8, precision="fp32")
+    step, model = bench.tp.ours_step(
+        cfg, torch.device("cpu"), *bench.tp.random_views(cfg, torch.device("cpu"), seed=0)
+    )
+    calls = bench.conv_calls(model, step)
+    assert sum(calls.values()) == 2 * 20  # ResNet-18: 17 convs + 3 downsamples, two views
+    stem = [c for c in calls if c.w[1] == cfg.model.in_chans]
+    assert len(stem) == 1 and not stem[0].input_grad  # the image needs no gradient
+    assert all(c.input_grad for c in calls if c not in stem)
