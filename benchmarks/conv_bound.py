@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +122,7 @@ def isolated_conv_seconds(
         t = torch.randn(shape, dtype=dtype)
         return t.contiguous(memory_format=memory_format) if t.dim() == 4 else t
 
+    cpu = torch.device("cpu")
     x, w = rand(*call.x), rand(*call.w)
     y = F.conv2d(x, w, stride=call.stride, padding=call.padding)
     grad_y = rand(*y.shape)
@@ -146,14 +146,8 @@ def isolated_conv_seconds(
         )
 
     def median_seconds(fn: tp.Step) -> float:
-        for _ in range(2):
-            fn()
-        times = []
-        for _ in range(reps):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
+        tp.time_steps(fn, 2, cpu)  # warm-up
+        return statistics.median(tp.time_steps(fn, 1, cpu) for _ in range(reps))
 
     return median_seconds(forward), median_seconds(backward)
 

@@ -40,7 +40,7 @@ def plot_collapse_curves(metrics_path: Path, out_path: Path, title: str = "") ->
             ax.legend()
         else:
             ax.plot(*series(key), label="training batch")
-            if rows and any(f"{key}_eval" in r for r in rows):  # logged by the kNN monitor
+            if any(f"{key}_eval" in r for r in rows):  # logged by the kNN monitor
                 ax.plot(*series(f"{key}_eval"), ls="--", marker="o", ms=3, label="kNN bank, eval")
                 ax.legend()
         if threshold is not None:

@@ -42,6 +42,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, what: str) -> argpars
 
 def resources_from_args(args: argparse.Namespace) -> Resources:
     """The preset named by ``--slurm`` (default ``cpu``) with the resource flags given."""
-    given = {field: getattr(args, flag[2:].replace("-", "_")) for flag, (field, _) in
-             RESOURCE_FLAGS.items()}  # fmt: skip
+    given = {
+        field: getattr(args, flag.removeprefix("--").replace("-", "_"))
+        for flag, (field, _) in RESOURCE_FLAGS.items()
+    }
     return resolve(args.slurm or "cpu", **given)
