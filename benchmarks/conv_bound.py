@@ -190,6 +190,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--method", choices=["simsiam", "byol", "mocov3"], default="simsiam")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=None, help="ResNet width; default: the recipe's")
+    p.add_argument(
+        "--stem-stride",
+        type=int,
+        choices=[1, 2],
+        default=None,
+        help="small-image stem stride; 1 is the CIFAR-style ResNet (default: the recipe's)",
+    )
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 keeps the default")
@@ -211,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         batch=args.batch,
         img_size=args.img_size,
         width=args.width,
+        stem_stride=args.stem_stride,
         precision=args.precision,
     )
     amp = autocast_dtype(cfg.train.precision, device)
@@ -230,7 +238,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     rows = {}
     print(
-        f"{args.method}, resnet18 width {cfg.model.width}, {size}px, batch {args.batch}, "
+        f"{args.method}, resnet18 width {cfg.model.width} stem stride {cfg.model.stem_stride}, "
+        f"{size}px, batch {args.batch}, "
         f"{'bf16' if amp else 'fp32'}, threads {torch.get_num_threads()}; "
         f"ceiling {ceiling:.1f} GFLOP/s"
     )

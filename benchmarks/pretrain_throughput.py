@@ -274,6 +274,7 @@ def benchmark_config(
     device: str = "cpu",
     img_size: int | None = None,
     width: int | None = None,
+    stem_stride: int | None = None,
     precision: str | None = None,
     channels_last: bool | None = None,
 ) -> Config:
@@ -283,6 +284,8 @@ def benchmark_config(
         overrides.append(f"data.img_size={img_size}")
     if width:
         overrides.append(f"model.width={width}")
+    if stem_stride:
+        overrides.append(f"model.stem_stride={stem_stride}")
     if precision:
         overrides.append(f"train.precision={precision}")
     if channels_last is not None:
@@ -402,6 +405,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=None, help="ResNet width; default: the recipe's")
+    p.add_argument(
+        "--stem-stride",
+        type=int,
+        choices=[1, 2],
+        default=None,
+        help="small-image stem stride; 1 is the CIFAR-style ResNet (default: the recipe's)",
+    )
     p.add_argument("--img-size", type=int, default=None, help="default: the recipe's")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps-per-round", type=int, default=4)
@@ -448,6 +458,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         device=args.device,
         img_size=args.img_size,
         width=args.width,
+        stem_stride=args.stem_stride,
         precision=args.precision,
         channels_last=args.channels_last,
     )

@@ -41,6 +41,25 @@ def test_throughput_benchmark_steps_our_trainer(method):
     assert bench.count_flops(step) > 0
 
 
+def test_throughput_benchmark_stem_stride_one_keeps_the_full_resolution():
+    bench = load_benchmark("pretrain_throughput")
+    flops = {}
+    for stride in (1, 2):
+        cfg = bench.benchmark_config(
+            "simsiam", batch=4, img_size=16, width=8, stem_stride=stride, precision="fp32"
+        )
+        assert cfg.model.stem_stride == stride
+        step, model = bench.ours_step(
+            cfg, torch.device("cpu"), *bench.random_views(cfg, torch.device("cpu"), seed=0)
+        )
+        assert model.backbone.conv1.stride == (stride, stride)
+        flops[stride] = bench.count_flops(step)
+    # every map after the stem is twice as wide and high: 4x the backbone's conv FLOPs, while
+    # the heads' (512-wide MLPs on pooled features) stay the same
+    assert 2.0 < flops[1] / flops[2] < 4.0
+    assert bench.parse_args(["--stem-stride", "1"]).stem_stride == 1
+
+
 def test_throughput_benchmark_without_lightly_says_how_to_install_it(monkeypatch):
     bench = load_benchmark("pretrain_throughput")
     monkeypatch.setattr(bench, "LIGHTLY_MISSING", ImportError("no lightly"))

@@ -62,6 +62,37 @@ def test_knn_top1_on_separable_clusters():
     assert chance < 40.0 and math.isfinite(chance)
 
 
+def test_knn_on_z_is_blind_to_the_residuals_size_until_float_resolution():
+    """Why kNN on a collapsed z need not fall toward chance (README, "collapse geometry").
+
+    With z = o + eps * r, cosine similarity ranks neighbours by the residual r's component
+    orthogonal to the center o, whatever eps is: shrinking the residual (z-std x sqrt(d) -> 0,
+    m_o -> 1) leaves the kNN answer unchanged until the differences fall below fp32's
+    resolution of 1 - cos, about a 1e-4 relative residual; only then is it chance.
+    """
+    gen = torch.Generator().manual_seed(0)
+    classes, dim = 10, 64
+    means = torch.randn(classes, dim, generator=gen)
+    bank_y = torch.randint(0, classes, (2000,), generator=gen)
+    query_y = torch.randint(0, classes, (500,), generator=gen)
+    bank_r = means[bank_y] + 1.5 * torch.randn(2000, dim, generator=gen)  # (N, D)
+    query_r = means[query_y] + 1.5 * torch.randn(500, dim, generator=gen)  # (Q, D)
+    center = 10 * torch.nn.functional.normalize(torch.randn(dim, generator=gen), dim=0)  # (D,)
+
+    def knn_at(eps: float) -> float:
+        return knn_top1(center + eps * query_r, query_y, center + eps * bank_r, bank_y)
+
+    def z_std(eps: float) -> float:
+        return collapse_stats(center + eps * bank_r)["z_std_sqrt_d"]
+
+    full = knn_top1(query_r, query_y, bank_r, bank_y)
+    assert full > 90.0
+    for eps in (1.0, 1e-1, 1e-2, 1e-3):
+        assert knn_at(eps) == pytest.approx(full, abs=1.5)
+    assert z_std(1e-2) < 0.05 and z_std(1e-3) < 0.005  # collapsed by the z-std monitor
+    assert knn_at(1e-5) < 20.0  # within 10 points of chance (10%) only below float resolution
+
+
 def test_knn_monitor_logs_the_banks_collapse_figures_in_eval_mode(tiny_fmnist, tmp_path):
     from pretrain.augment import normalize_small
     from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
