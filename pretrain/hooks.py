@@ -18,7 +18,7 @@ from pretrain.checkpoint import LAST, atomic_save
 from pretrain.knn import embed, embed_dataset, knn_top1
 from pretrain.monitors import collapse_stats, is_collapsed
 
-EVAL_COLLAPSE_KEYS = ("z_std_sqrt_d", "m_o", "m_r")  # logged with an "_eval" suffix
+EVAL_COLLAPSE_KEYS = ("z_std_sqrt_d", "m_o", "m_r", "r_over_o")  # logged with an "_eval" suffix
 
 if TYPE_CHECKING:
     from pretrain.train import Trainer
@@ -73,7 +73,8 @@ class KnnMonitor(Hook):
     ImageFolder): fixed subsets, no augmentation; BN uses its running statistics.
 
     It also logs the collapse monitors of the bank's z as the model embeds it for kNN
-    (``z_std_sqrt_d_eval``, ``m_o_eval``, ``m_r_eval``): eval-mode BN, unaugmented images.
+    (``z_std_sqrt_d_eval``, ``m_o_eval``, ``m_r_eval``, ``r_over_o_eval``): eval-mode BN,
+    unaugmented images.
     They can differ from the training batch's (``CollapseMonitor``): with the projector's
     output BN (affine=False) in training mode every channel keeps zero mean and unit variance
     over the batch, so a collapsed z keeps a few far outliers there; with running statistics

@@ -8,6 +8,11 @@
 - ``m_o`` / ``m_r``: with z l2-normalized and split as z = o + r (o the batch center),
   m_o = ‖o‖ and m_r = mean ‖r‖, so m_o² + mean ‖r‖² = 1; collapse is m_o → 1
   (Zhang et al., "How does SimSiam avoid collapse without negative samples?", ICLR 2022, §3).
+- ``r_over_o``: the median over samples of ‖r‖ / ‖o‖, the residual's size relative to the
+  center. Cosine kNN on z ranks neighbours by the residual's direction whatever its size, so
+  it reads the residual's class structure until this falls to fp32's resolution of cosine
+  similarity (about 1e-4, ``tests/test_monitors.py``): a z can be collapsed by z-std and m_o
+  and still classify by kNN while this is well above that.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ def collapse_stats(z: torch.Tensor) -> dict[str, float]:
     z_std = zn.std(dim=0).mean().item()
     center = zn.mean(dim=0)  # (D,)
     residual = zn - center  # (N, D)
+    residual_norm = residual.norm(dim=1)  # (N,)
     return {
         "z_std": z_std,
         "z_std_sqrt_d": z_std * math.sqrt(d),
         "rankme": rankme(z),
         "m_o": center.norm().item(),
-        "m_r": residual.norm(dim=1).mean().item(),
+        "m_r": residual_norm.mean().item(),
+        "r_over_o": (residual_norm.median() / center.norm().clamp_min(1e-12)).item(),
     }
 
 

@@ -28,7 +28,7 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
             k: last.get(k)
             for k in (
                 *("loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_h", "knn_z"),
-                *("z_std_sqrt_d_eval", "m_o_eval", "m_r_eval"),
+                *("z_std_sqrt_d_eval", "m_o_eval", "m_r_eval", "r_over_o_eval"),
             )
         },
         "collapsed": collapsed,

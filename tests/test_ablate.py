@@ -20,6 +20,10 @@ def test_judge_collapse_needs_low_std_and_knn_near_chance():
     assert not ok and why == ["kNN on z 74.0% is not within 10 points of chance"]
     ok, why = judge("collapse", rec(0.3, 15.0))
     assert not ok and "0.300 is not < 0.2" in why[0]
+    # with the eval-mode residual size, the record says why kNN on z still classifies
+    ok, why = judge("collapse", {**rec(0.13, 74.0), "r_over_o_eval": 0.0142})
+    assert not ok and why[0].startswith("kNN on z 74.0% is not within 10 points of chance: ")
+    assert "1.4e-02 of its center" in why[0]
 
 
 def test_judge_no_collapse_needs_spread_and_a_gain_over_random_init():

@@ -33,6 +33,13 @@ def test_center_and_residual_shares_add_up():
     assert stats["m_o"] ** 2 + r2 == pytest.approx(1.0, abs=1e-5)
 
 
+def test_residual_over_center_by_hand():
+    # normalized rows: e0 + 0.1 * (+-e1) / norm; center (e0) / norm; residual 0.1 / norm
+    z = torch.tensor([[1.0, 0.1], [1.0, -0.1], [1.0, 0.1], [1.0, -0.1]])
+    assert collapse_stats(z)["r_over_o"] == pytest.approx(0.1, rel=1e-5)
+    assert collapse_stats(torch.eye(4))["r_over_o"] == pytest.approx(math.sqrt(3), rel=1e-5)
+
+
 def test_rankme_counts_equal_directions():
     q, _ = torch.linalg.qr(torch.randn(64, 64))
     z = torch.randn(1000, 5) @ q[:5]  # rank 5, roughly equal spread
@@ -90,6 +97,9 @@ def test_knn_on_z_is_blind_to_the_residuals_size_until_float_resolution():
     for eps in (1.0, 1e-1, 1e-2, 1e-3):
         assert knn_at(eps) == pytest.approx(full, abs=1.5)
     assert z_std(1e-2) < 0.05 and z_std(1e-3) < 0.005  # collapsed by the z-std monitor
+    # r_over_o tracks the residual's size that kNN on z ignores: linear in eps
+    ratio = [collapse_stats(center + eps * bank_r)["r_over_o"] for eps in (1e-2, 1e-3)]
+    assert ratio[0] == pytest.approx(10 * ratio[1], rel=0.02)
     assert knn_at(1e-5) < 20.0  # within 10 points of chance (10%) only below float resolution
 
 
@@ -108,7 +118,7 @@ def test_knn_monitor_logs_the_banks_collapse_figures_in_eval_mode(tiny_fmnist, t
         z = model.projector(model.backbone(x))  # (bank, D), BN on running statistics
     expected = collapse_stats(z)
     last = trainer.metrics
-    for key in ("z_std_sqrt_d", "m_o", "m_r"):
+    for key in ("z_std_sqrt_d", "m_o", "m_r", "r_over_o"):
         assert last[f"{key}_eval"] == pytest.approx(expected[key], rel=1e-4)
     # the eval-mode figure is its own measurement, not the training batch's copied over
     assert last["z_std_sqrt_d_eval"] != pytest.approx(last["z_std_sqrt_d"], rel=1e-3)
