@@ -70,7 +70,8 @@ def test_knn_top1_on_separable_clusters():
 
 
 def test_knn_on_z_is_blind_to_the_residuals_size_until_float_resolution():
-    """Why kNN on a collapsed z need not fall toward chance (README, "collapse geometry").
+    """Why kNN on a collapsed z need not fall toward chance (BENCHMARKS.md, "Why kNN on z
+    stays high in a collapsed z").
 
     With z = o + eps * r, cosine similarity ranks neighbours by the residual r's component
     orthogonal to the center o, whatever eps is: shrinking the residual (z-std x sqrt(d) -> 0,
