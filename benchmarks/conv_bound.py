@@ -189,14 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--method", choices=["simsiam", "byol", "mocov3"], default="simsiam")
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--width", type=int, default=None, help="ResNet width; default: the recipe's")
-    p.add_argument(
-        "--stem-stride",
-        type=int,
-        choices=[1, 2],
-        default=None,
-        help="small-image stem stride; 1 is the CIFAR-style ResNet (default: the recipe's)",
-    )
+    tp.add_backbone_args(p)
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 keeps the default")

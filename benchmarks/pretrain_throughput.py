@@ -394,6 +394,18 @@ def device_name(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
 
 
+def add_backbone_args(p: argparse.ArgumentParser) -> None:
+    """--width and --stem-stride: the ResNet's shape, shared with the conv-bound benchmark."""
+    p.add_argument("--width", type=int, default=None, help="ResNet width; default: the recipe's")
+    p.add_argument(
+        "--stem-stride",
+        type=int,
+        choices=[1, 2],
+        default=None,
+        help="small-image stem stride; 1 is the CIFAR-style ResNet (default: the recipe's)",
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--method", choices=["simsiam", "byol", "mocov3"], default="simsiam")
@@ -404,14 +416,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="resnet18: the Fashion-MNIST recipe; resnet50: the ImageNet recipe",
     )
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--width", type=int, default=None, help="ResNet width; default: the recipe's")
-    p.add_argument(
-        "--stem-stride",
-        type=int,
-        choices=[1, 2],
-        default=None,
-        help="small-image stem stride; 1 is the CIFAR-style ResNet (default: the recipe's)",
-    )
+    add_backbone_args(p)
     p.add_argument("--img-size", type=int, default=None, help="default: the recipe's")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps-per-round", type=int, default=4)
