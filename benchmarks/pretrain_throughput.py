@@ -280,14 +280,13 @@ def benchmark_config(
 ) -> Config:
     """The recipe of (method, model) with the benchmark's overrides; None keeps the recipe's."""
     overrides = [f"train.batch_size={batch}", f"train.device={device}"]
-    if img_size:
-        overrides.append(f"data.img_size={img_size}")
-    if width:
-        overrides.append(f"model.width={width}")
-    if stem_stride:
-        overrides.append(f"model.stem_stride={stem_stride}")
-    if precision:
-        overrides.append(f"train.precision={precision}")
+    optional = {
+        "data.img_size": img_size,
+        "model.width": width,
+        "model.stem_stride": stem_stride,
+        "train.precision": precision,
+    }
+    overrides += [f"{key}={value}" for key, value in optional.items() if value]
     if channels_last is not None:
         overrides.append(f"train.channels_last={str(channels_last).lower()}")
     return load_config(RECIPES[(method, model)], overrides)

@@ -31,15 +31,15 @@ def collapse_stats(z: torch.Tensor) -> dict[str, float]:
     zn = F.normalize(z, dim=1)  # (N, D)
     z_std = zn.std(dim=0).mean().item()
     center = zn.mean(dim=0)  # (D,)
-    residual = zn - center  # (N, D)
-    residual_norm = residual.norm(dim=1)  # (N,)
+    center_norm = center.norm()
+    residual_norm = (zn - center).norm(dim=1)  # (N,)
     return {
         "z_std": z_std,
         "z_std_sqrt_d": z_std * math.sqrt(d),
         "rankme": rankme(z),
-        "m_o": center.norm().item(),
+        "m_o": center_norm.item(),
         "m_r": residual_norm.mean().item(),
-        "r_over_o": (residual_norm.median() / center.norm().clamp_min(1e-12)).item(),
+        "r_over_o": (residual_norm.median() / center_norm.clamp_min(1e-12)).item(),
     }
 
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from pretrain.evaluate import final_knn_report, format_report
+from pretrain.hooks import EVAL_COLLAPSE_KEYS
 from pretrain.plots import plot_collapse_curves
 from pretrain.train import Trainer
 
@@ -28,7 +29,7 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
             k: last.get(k)
             for k in (
                 *("loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_h", "knn_z"),
-                *("z_std_sqrt_d_eval", "m_o_eval", "m_r_eval", "r_over_o_eval"),
+                *(f"{key}_eval" for key in EVAL_COLLAPSE_KEYS),
             )
         },
         "collapsed": collapsed,
