@@ -7,6 +7,7 @@ subprocesses on this machine). ``submit_array`` is ``map_array`` with a concurre
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ def make_executor(
     if cluster == "local" and resources.nodes > 1:
         raise PresetError(
             f"--cluster local runs on this machine only; {resources.nodes} nodes need Slurm"
+        )
+    if cluster == "slurm" and shutil.which("srun") is None:
+        raise PresetError(
+            "--slurm needs Slurm's client commands (sbatch, srun) on PATH and none was found; "
+            "submit from a Slurm login node, or use --cluster local to run the job here"
         )
     executor = submitit.AutoExecutor(
         folder=Path(folder) / "%j", cluster=cluster, slurm_max_num_timeout=max_requeues

@@ -1,7 +1,8 @@
 """torch.distributed on CPU with gloo: two processes behave as one process on the whole batch.
 
-- SimSiam with SyncBN, 2 ranks × batch B/2, matches 1 rank × batch B after real Trainer steps
-  (within 1e-5); without SyncBN it does not (each rank normalises its half on its own).
+- SimSiam with SyncBN, 2 ranks × batch B/2, matches 1 rank × batch B
+  after a real Trainer step (within 1e-5); without SyncBN it does not (each rank normalises its
+  half on its own).
 - An InfoNCE loss over keys gathered with ``slurm.dist.all_gather`` (MoCo v3 §3, Alg. 1), averaged
   over 2 ranks, equals the single-process loss over the concatenated batch; the gradients too.
 """
@@ -20,8 +21,10 @@ from pretrain.train import Trainer
 from slurm import dist as sdist
 from tests.conftest import tiny_config
 
-# channels_last off on both sides: its CPU BatchNorm kernel alone moves a 3-step run by ~1e-3
-CASE = ("train.max_steps=3", "train.threads=1", "train.channels_last=false")
+# One step, channels_last off on both sides: the tiny model amplifies rounding, so that other
+# kernels for the same math (oneDNN on vs off, or the kernels a CPU picks for a half batch)
+# differ by 5e-7 after one step but by 8e-5 after two and 1e-2 after four (tests/test_slurm.py)
+CASE = ("train.max_steps=1", "train.threads=1", "train.channels_last=false")
 T = 0.2  # MoCo v3's temperature
 
 
@@ -93,7 +96,7 @@ def test_two_gloo_ranks_equal_one_process_on_the_whole_batch(tiny_fmnist, tmp_pa
     )
     assert moved > 1e-3  # the steps did change the parameters
     # per-rank BN statistics give another update: the comparison can tell them apart
-    assert max_diff(ranks[0]["sync_bn=False"], single[False]) > 1e-4
+    assert max_diff(ranks[0]["sync_bn=False"], single[False]) > 1e-3
 
     gen = torch.Generator().manual_seed(7)
     q_all = torch.randn(8, 16, generator=gen).requires_grad_(True)

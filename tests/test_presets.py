@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from slurm.presets import PresetError, parse_mem_gb, parse_time, resolve
@@ -66,7 +68,24 @@ def test_bad_inputs_are_clear_errors(tmp_path, monkeypatch):
         resolve("1gpu")
 
 
-def test_the_executor_carries_the_resources(tmp_path):
+def fake_slurm_clients(folder: Path) -> str:
+    """A PATH with stand-ins for srun and sbatch: what submitit looks for on a login node."""
+    folder.mkdir()
+    for name in ("srun", "sbatch"):
+        (folder / name).write_text("#!/bin/sh\nexit 1\n")
+        (folder / name).chmod(0o755)
+    return str(folder)
+
+
+def test_slurm_without_its_client_commands_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun here, whatever the machine has
+    res = resolve("1gpu")
+    with pytest.raises(PresetError, match="needs Slurm's client commands.*--cluster local"):
+        make_executor(tmp_path, res, "slurm")
+
+
+def test_the_executor_carries_the_resources(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", fake_slurm_clients(tmp_path / "bin"))
     res = resolve("2x8gpu", account="lab", partition="gpu", time="60", mem="400G")
     ex = make_executor(tmp_path, res, "slurm", max_requeues=5, array_parallelism=3)
     p = ex._executor.parameters
