@@ -45,11 +45,15 @@ tools:
 demo: $(STAMP) data
 	$(PY) pretrain/run.py data.root=$(FMNIST)
 
+# The order is shuffled on every run (pytest-randomly prints its seed; replay an order with
+# PYTEST_ARGS="--randomly-seed=N", keep the file order with
+# PYTEST_ARGS="-p no:randomly").
+PYTEST_ARGS ?=
 test: $(STAMP) data tools
-	FMNIST=$(FMNIST) $(PY) -m pytest -m "not slow and not gpu" -q
+	FMNIST=$(FMNIST) $(PY) -m pytest -m "not slow and not gpu" -q $(PYTEST_ARGS)
 
 test-slow: $(STAMP) data tools
-	FMNIST=$(FMNIST) $(PY) -m pytest -m "slow" -q
+	FMNIST=$(FMNIST) $(PY) -m pytest -m "slow" -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,16 +1,15 @@
 """Provenance helpers shared by everything that writes an artifact: the checkout's commit, and
-JSON written atomically (temp file beside the target, fsync, ``os.replace``), so that a crash or
-a concurrent reader never sees half a file."""
+JSON written atomically (``common.files``: temp file beside the target, fsync, ``os.replace``,
+mode from the umask), so that a crash or a concurrent reader never sees half a file."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from common.files import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,16 +35,4 @@ def git_sha(root: Path = REPO_ROOT) -> str | None:
 
 def write_json_atomic(path: Path, obj: Any, default: Callable[[Any], Any] | None = None) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically; the folder is created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=default)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_json(path, obj, default=default)

@@ -116,6 +116,7 @@ class SmallImageAugment:
         blur_kernel: int = 3,
         solarize_p: float = 0.0,
         interpolation: str = "bilinear",
+        crop_max_scale: float = 1.0,  # < 1: DINO's local crops (pretrain/multicrop.py)
     ) -> None:
         self.img_size = img_size
         self.crop_min_scale = crop_min_scale
@@ -127,6 +128,7 @@ class SmallImageAugment:
         self.blur_kernel = blur_kernel
         self.solarize_p = solarize_p
         self.interpolation = interpolation
+        self.crop_max_scale = crop_max_scale
 
     def __call__(
         self, images: torch.Tensor, gen: torch.Generator, offset: int = 0, total: int = 0
@@ -147,7 +149,7 @@ class SmallImageAugment:
             return rand() * (hi - lo) + lo
 
         # RandomResizedCrop: area share s, aspect ratio r; sides in units of the image side.
-        area = uniform(self.crop_min_scale, 1.0)
+        area = uniform(self.crop_min_scale, self.crop_max_scale)
         ratio = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
         w = torch.sqrt(area * ratio).clamp(max=1.0)
         h = torch.sqrt(area / ratio).clamp(max=1.0)

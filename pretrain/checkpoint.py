@@ -1,16 +1,31 @@
-"""Self-describing, atomic training checkpoints.
+"""Self-describing, atomic training checkpoints, and what else a run directory records.
 
 A checkpoint holds the model, the optimizer, the step and epoch, every RNG state and the full
-config. It is written to a temporary file in the same folder, flushed to disk and renamed over
-the old one, so a crash or a full disk mid-write never leaves a broken ``last.pt``.
+config. It is written with ``common.files.atomic_write`` (a temporary file in the same folder,
+flushed to disk and renamed over the old one), so a crash or a full disk mid-write never
+leaves a broken ``last.pt``.
+
+Loading uses ``torch.load(weights_only=True)``: no pickled code runs, whoever wrote the file.
+Everything a checkpoint holds is tensors and plain data; the RNG states are stored as tensors
+and lists (``rng_state``). Checkpoints of older versions hold NumPy's RNG state as a NumPy
+array: they still load, by allowing exactly the NumPy globals an ``uint32`` array needs
+(``LEGACY_RNG_GLOBALS``), which construct arrays and run no other code. Any other object in a
+file is refused with a ``CheckpointError``.
+
+The run directory also holds ``config.json`` (the run's config, as the checkpoints store it)
+and the event log ``job_events.jsonl`` (one JSON row per job start, preemption checkpoint and
+config change on resume; ``append_event`` / ``read_events``).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
+import pickle
 import random
-import tempfile
+import re
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,18 +34,35 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.errors import UserError
+from common.files import atomic_write
+
 LAST = "last.pt"
+CONFIG_JSON = "config.json"
+EVENTS = "job_events.jsonl"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be written or does not fit the model being trained."""
 
 
+# ---------------------------------------------------------------------------- RNG states
+
+
 def rng_state() -> dict[str, Any]:
+    """Every RNG the run draws from, as tensors and plain data (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),  # (624,) uint32 values
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": [version, list(internal), gauss_next],
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -38,32 +70,82 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore ``rng_state()``'s states (also the NumPy tuple of older checkpoints)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict):
+        keys = numpy_state["keys"]
+        keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+        numpy_state = (
+            numpy_state["kind"],
+            keys.astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    np.random.set_state(numpy_state)
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+NUMPY_CORES = ("numpy._core", "numpy.core")
+
+
+def _legacy_rng_globals() -> list[Any]:
+    """The NumPy globals an older checkpoint's ``np.random.get_state()`` array pickles to."""
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy 2
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import _reconstruct
+    # a file pickled under numpy 1 names numpy.core, under numpy 2 numpy._core
+    names: list[Any] = [(_reconstruct, f"{m}.multiarray._reconstruct") for m in NUMPY_CORES]
+    names += [np.ndarray, np.dtype]
+    dtype_class = getattr(getattr(np, "dtypes", None), "UInt32DType", None)
+    if dtype_class is not None:
+        names.append(dtype_class)
+    return names
+
+
+LEGACY_RNG_GLOBALS = _legacy_rng_globals()
+
+
+# ---------------------------------------------------------------------------- write and read
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        atomic_write(path, lambda f: torch.save(obj, f))
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
             kept = f"the previous checkpoint {path} is intact" if path.exists() else "none existed"
             raise CheckpointError(
                 f"no space left on the device while writing {path} ({kept}); free some space "
                 "or point the run directory elsewhere, then resume"
             ) from e
         raise
+
+
+def read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint's content, loaded with ``weights_only=True`` (see the module doc)."""
+    try:
+        with torch.serialization.safe_globals(LEGACY_RNG_GLOBALS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f"the global {found.group(1)}" if found else "objects weights_only refuses"
+        raise CheckpointError(
+            f"{path} holds pickled Python objects ({what}) beyond the tensors and plain data "
+            "this project's checkpoints hold; it is not loaded (weights_only=True), since "
+            "unpickling can run any code. Use a checkpoint written by pretrain/train.py"
+        ) from e
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise CheckpointError(f"{path} is not a checkpoint of this project (no model/config)")
+    return ckpt
 
 
 # Method keys that change the objective or the target's dynamics, not the parameter shapes.
@@ -89,15 +171,9 @@ def architecture_of(config: dict[str, Any]) -> dict[str, Any]:
     return {"model": model, "method": method}
 
 
-def load_checkpoint(path: Path, model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
-    """Load ``path`` into ``model`` strictly, after checking it was made for this architecture."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise CheckpointError(f"{path} is not a checkpoint of this project (no model/config)")
-    theirs, ours = architecture_of(ckpt["config"]), architecture_of(config)
+def check_architecture(stored: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    """Raise a CheckpointError naming every shape-deciding key the two configs disagree on."""
+    theirs, ours = architecture_of(stored), architecture_of(config)
     if theirs != ours:
         diff = [
             f"{section}.{k}: checkpoint {theirs[section].get(k)!r}, config {ours[section].get(k)!r}"
@@ -109,5 +185,47 @@ def load_checkpoint(path: Path, model: nn.Module, config: dict[str, Any]) -> dic
             f"checkpoint {path} was made for another architecture ({'; '.join(diff)}); "
             "use a new run directory, or the recipe that made it"
         )
+
+
+def load_checkpoint(path: Path, model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
+    """Load ``path`` into ``model`` strictly, after checking it was made for this architecture."""
+    ckpt = read_checkpoint(path)
+    check_architecture(ckpt["config"], config, path)
     model.load_state_dict(ckpt["model"], strict=True)
     return ckpt
+
+
+# ---------------------------------------------------------------------------- the run directory
+
+
+def stored_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The config a run directory was started with: its checkpoint's, else its config.json;
+    None for a new run directory."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / LAST
+    if ckpt.is_file():
+        return read_checkpoint(ckpt, mmap=True)["config"]
+    path = run_dir / CONFIG_JSON
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(
+                f"cannot read {path} ({e}); restore it, or start a new run directory"
+            ) from e
+    return None
+
+
+def append_event(run_dir: str | Path, **row: Any) -> None:
+    """Append one row (time, job id and ``row``) to the run's event log."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    row = {"time": time.time(), "job_id": os.environ.get("SLURM_JOB_ID", ""), **row}
+    with (run_dir / EVENTS).open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read_events(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The run's event log, oldest first."""
+    path = Path(run_dir) / EVENTS
+    return [json.loads(r) for r in path.read_text().splitlines() if r] if path.exists() else []

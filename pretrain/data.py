@@ -19,10 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import ImageFolder
 
+from common.errors import UserError
+from common.images import ImageError, open_image
+from common.system import available_cpus
 from pretrain.augment import (
     BYOL_VIEWS,
     SmallImageAugment,
@@ -43,8 +46,11 @@ FMNIST_HELP = (
 )
 
 
-class DataError(RuntimeError):
-    """Data that is missing or unreadable; the message names the file and the fix."""
+class DataError(UserError, RuntimeError):
+    """Data that is missing or unreadable; the message names the file and the fix.
+
+    Built from one string, so a DataLoader worker's re-raise keeps its type (and run_cli its
+    one-line message)."""
 
 
 # ---------------------------------------------------------------------------- readers
@@ -95,13 +101,11 @@ def load_fashion_mnist(root: str | Path, split: str = "train") -> tuple[torch.Te
 
 
 def _load_image(path: str) -> Image.Image:
+    """8-bit RGB; 16-bit and float images scaled, not clipped (``common.images``)."""
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(
-            f"corrupt or truncated image {path}: {e}; remove or replace the file and run again"
-        ) from e
+        return open_image(path, "RGB")
+    except ImageError as e:
+        raise DataError(str(e)) from e
 
 
 def image_folder(root: str | Path, transform=None) -> ImageFolder:
@@ -260,6 +264,10 @@ def _views(cfg: Config, make) -> list:
 def pretrain_dataset(cfg: Config) -> Dataset:
     """The multi-view dataset a config names."""
     d = cfg.data
+    if d.augment in ("dino", "small_dino"):  # DINO's 2 global + N local crops
+        from pretrain.multicrop import multicrop_dataset
+
+        return multicrop_dataset(cfg)
     if d.dataset == "fashion_mnist":
         if d.augment not in SMALL_AUGMENTS:
             raise ConfigError(
@@ -295,11 +303,12 @@ def pretrain_dataset(cfg: Config) -> Dataset:
 def pretrain_loader(
     cfg: Config, dataset: Dataset, start_step: int, total_steps: int, rank: int = 0, world: int = 1
 ) -> DataLoader:
-    """Batches of two views from ``start_step`` to ``total_steps``, built in worker processes."""
+    """Batches of two views from ``start_step`` to ``total_steps``, built in worker processes
+    (``data.num_workers``, at most the CPUs this process may use)."""
     sampler = EpochBatchSampler(
         len(dataset), cfg.train.batch_size, cfg.train.seed, start_step, total_steps, rank, world
     )
-    workers = cfg.data.num_workers
+    workers = min(cfg.data.num_workers, available_cpus())
     return DataLoader(
         dataset,
         batch_size=None,

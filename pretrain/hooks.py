@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
+from common.files import atomic_write_text
+from common.progress import progress
 from pretrain.augment import normalize_small
 from pretrain.checkpoint import LAST, atomic_save
 from pretrain.knn import embed, embed_dataset, knn_top1
@@ -39,6 +41,9 @@ class Hook:
     def after_epoch(self, trainer: Trainer) -> None: ...
 
     def after_train(self, trainer: Trainer) -> None: ...
+
+    def on_error(self, trainer: Trainer) -> None:
+        """The loop stopped early (Ctrl-C, an error): release what the hook holds."""
 
 
 class CollapseMonitor(Hook):
@@ -176,7 +181,7 @@ class MetricsLog(Hook):
         """Drop rows a crashed run logged after its last checkpoint; they will be redone."""
         rows = [r for r in self.path.read_text().splitlines() if r.strip()]
         kept = [r for r in rows if json.loads(r)["step"] <= step]
-        self.path.write_text("".join(r + "\n" for r in kept))
+        atomic_write_text(self.path, "".join(r + "\n" for r in kept))
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         t = trainer.cfg.train
@@ -204,12 +209,15 @@ class MetricsLog(Hook):
         if self.tb is not None:
             self.tb.close()
 
+    on_error = after_train
+
 
 class ProgressBar(Hook):
-    """tqdm bar with loss, z-std × √d, rate (it/s) and ETA."""
+    """Progress with loss, z-std × √d, rate and ETA: tqdm's bar on a terminal, elsewhere (a
+    log file, Slurm) one plain line every few seconds (``common.progress``)."""
 
     def before_train(self, trainer: Trainer) -> None:
-        self.bar = tqdm(
+        self.bar = progress(
             total=trainer.total_steps,
             initial=trainer.step,
             desc="pretrain",
@@ -231,6 +239,10 @@ class ProgressBar(Hook):
 
     def after_train(self, trainer: Trainer) -> None:
         self.bar.close()
+
+    def on_error(self, trainer: Trainer) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()  # its last line now, before the error or interruption message
 
 
 class Checkpointer(Hook):

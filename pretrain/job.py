@@ -8,13 +8,13 @@ saves ``checkpoints/last.pt`` at the end of the step in progress (``StepGuard``)
 the job to requeue. The restarted job resumes from that checkpoint exactly, so a run
 preempted any number of times ends with the weights of an uninterrupted run. A requeue that
 skips ``checkpoint()`` (``scontrol requeue``, a node failure) resumes from the last periodic
-checkpoint (``train.ckpt_every``). Every start and checkpoint is logged in ``job_events.jsonl``;
-after ``max_requeues`` checkpoint-requeues the job stops requeueing and fails with a message.
+checkpoint (``train.ckpt_every``). Every start and checkpoint is logged in the run's event log
+``job_events.jsonl`` (beside the Trainer's config changes on resume); after ``max_requeues``
+checkpoint-requeues the job stops requeueing and fails with a message.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 
 import submitit
 
+from pretrain.checkpoint import append_event, read_events
 from pretrain.config import from_dict
 from pretrain.hooks import Checkpointer, default_hooks
 from pretrain.summary import write_summary
@@ -29,20 +30,10 @@ from pretrain.train import Trainer
 from slurm import dist as sdist
 from slurm.signals import StepGuard, ignore_sigterm
 
-EVENTS = "job_events.jsonl"
-
-
-def _event(run_dir: Path, **row: Any) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    row = {"time": time.time(), "job_id": os.environ.get("SLURM_JOB_ID", ""), **row}
-    with (run_dir / EVENTS).open("a") as f:
-        f.write(json.dumps(row) + "\n")
-
 
 def job_events(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The starts and checkpoints of the run's jobs, oldest first."""
-    path = Path(run_dir) / EVENTS
-    return [json.loads(r) for r in path.read_text().splitlines() if r] if path.exists() else []
+    """The run's event log (job starts, checkpoints, config changes), oldest first."""
+    return read_events(run_dir)
 
 
 class PretrainJob(submitit.helpers.Checkpointable):
@@ -69,7 +60,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
             self._trainer = trainer = Trainer(cfg, run, default_hooks(), step_guard=guard)
             if env.is_main:
                 restarts = int(os.environ.get("SLURM_RESTART_COUNT", 0))
-                _event(run, event="start", step=trainer.step, restart=restarts)
+                append_event(run, event="start", step=trainer.step, restart=restarts)
                 print(
                     f"rank 0 of {env.world_size} ({env.launcher}); "
                     + (f"resuming from step {trainer.step}" if trainer.step else "from scratch")
@@ -107,9 +98,9 @@ class PretrainJob(submitit.helpers.Checkpointable):
         done = sum(e["event"] == "checkpoint" for e in job_events(run))
         if done >= self.max_requeues:
             print(f"not requeueing: {done} checkpoint-requeues reached max_requeues", flush=True)
-            _event(run, event="requeue_limit", step=step, requeues=done)
+            append_event(run, event="requeue_limit", step=step, requeues=done)
             return None  # submitit then fails the job with "checkpoint function returned None"
-        _event(run, event="checkpoint", step=step, requeue=done + 1)
+        append_event(run, event="checkpoint", step=step, requeue=done + 1)
         print(f"checkpointed at step {step}; requeue {done + 1}/{self.max_requeues}", flush=True)
         # the same kind of job (a subclass: a sweep point) with the same arguments
         resubmit = type(self)(self.max_requeues)

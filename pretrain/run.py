@@ -3,11 +3,25 @@
 With no arguments it runs the main job on the embedded default: SimSiam on Fashion-MNIST on
 the CPU, then a full kNN evaluation of the trained encoder beside the same architecture at
 random init and raw pixels, and writes the run directory (checkpoint, metrics, collapse-curve
-plot, summary). A run directory that holds a checkpoint is resumed.
+plot, summary). Options and ``key=value`` overrides may come in any order.
 
 Where it runs: in this process (no flag; under torchrun, one process per GPU), as a Slurm job
 (``--slurm PRESET``, e.g. ``--slurm 2x8gpu --account proj``), or as a submitit job on this
 machine (``--cluster local``). ``train.batch_size`` is always the global batch.
+
+Resuming: a run directory that holds a checkpoint (or the config.json of a run stopped before
+its first one) is resumed with the config it was started with, read from the run directory,
+not from the recipe: ``pretrain/run.py --run-dir DIR`` alone continues the run. An override
+given on resume may change only what leaves the trained state and the batches still to come
+as they are (listed below; train.epochs only upward, which stretches the lr and momentum
+schedules to the new length); anything else (seed, batch size, lr, method, model,
+augmentation, data set) is refused: start a new --run-dir for it. ``--recipe``, if given on
+resume, must be the run's. Each accepted change is appended to DIR/job_events.jsonl (time,
+step, key, old and new value) before DIR/config.json is rewritten.
+
+Errors: a bad config key or value, missing or corrupt data, a checkpoint of another
+architecture, an unknown preset: one ``error:`` line, exit status 2. Ctrl-C: where it stopped
+and how to resume, exit status 130. A failed Slurm or submitit job: its error, exit status 1.
 """
 
 from __future__ import annotations
@@ -19,25 +33,38 @@ from pathlib import Path
 
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
-from pretrain.config import DEFAULT_RECIPE, Config, ConfigError, available_recipes, load_config
-from pretrain.data import DataError
+from common.cli import make_parser, run_cli
+from pretrain.checkpoint import EVENTS, stored_config
+from pretrain.config import (
+    DEFAULT_RECIPE,
+    RESUME_MUTABLE,
+    Config,
+    ConfigError,
+    available_recipes,
+    load_config,
+    resume_config,
+)
 from pretrain.hooks import default_hooks
 from pretrain.summary import write_summary
 from pretrain.train import Trainer
 from slurm import dist as sdist
 from slurm.cli import add_cluster_arguments, resources_from_args
-from slurm.presets import PresetError
+
+
+def _epilog() -> str:
+    mutable = "\n".join(f"  {key:26} {why}" for key, why in RESUME_MUTABLE.items())
+    recipes = "\n".join(f"  {name}" for name in available_recipes())
+    return f"recipes (--recipe):\n{recipes}\n\nwhat an override may change on resume:\n{mutable}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__, epilog=_epilog())
     parser.add_argument(
         "--recipe",
-        default=DEFAULT_RECIPE,
-        help=f"recipe name or .toml path (default {DEFAULT_RECIPE}); available: "
-        + ", ".join(available_recipes()),
+        default=None,
+        help=f"recipe name or .toml path (default {DEFAULT_RECIPE}; on resume: the run's)",
     )
-    parser.add_argument("--run-dir", help="run directory (resumed when it holds a checkpoint)")
+    parser.add_argument("--run-dir", help="run directory (resumed when it holds a run)")
     parser.add_argument("--data", help="dataset folder; shorthand for data.root=PATH")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=2")
     job = add_cluster_arguments(parser, "the run")
@@ -45,38 +72,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def resolve(args: argparse.Namespace) -> tuple[Config, Path]:
+    """The run's config and directory: a new run from the recipe, or the stored run's config
+    (with the overrides ``Trainer`` then checks against ``RESUME_MUTABLE``)."""
+    overrides = list(args.overrides) + ([f"data.root={args.data}"] if args.data else [])
+    stored = stored_config(args.run_dir) if args.run_dir else None
+    if stored is None:
+        cfg = load_config(args.recipe or DEFAULT_RECIPE, overrides)
+    else:
+        cfg = resume_config(stored, overrides, args.recipe)
+    run_dir = Path(args.run_dir or f"runs/{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return cfg, run_dir
+
+
+def resume_hint(run_dir: Path, named: bool, ckpt_every: int) -> str:
+    """What to run after Ctrl-C: the same command, or the auto-named run directory."""
+    again = "re-run the same command" if named else f"re-run with --run-dir {run_dir}"
+    if ckpt_every:
+        return f"{again} to resume (from the last checkpoint, saved every {ckpt_every} steps)"
+    return f"{again} to start over (train.ckpt_every=0 saves no checkpoint before the end)"
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
-    overrides = list(args.overrides) + ([f"data.root={args.data}"] if args.data else [])
-    cfg = load_config(args.recipe, overrides)
+    cfg, run_dir = run_cli(lambda: resolve(args))
+    hint = resume_hint(run_dir, bool(args.run_dir), cfg.train.ckpt_every)
+    return run_cli(lambda: execute(cfg, args, run_dir), resume_hint=hint)
+
+
+def execute(cfg: Config, args: argparse.Namespace, run_dir: Path) -> dict | None:
+    """Train here (one process, or one per GPU under torchrun), or submit the job."""
     if args.slurm or args.cluster:
-        return submit(cfg, args)
+        return submit(cfg, args, run_dir)
     env = sdist.init_distributed(cfg.train.device)  # torchrun's variables, when present
-    run_dir = Path(args.run_dir or f"runs/{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = Path(sdist.broadcast_object(str(run_dir)))  # rank 0's name on every rank
     started = time.perf_counter()
     trainer = Trainer(cfg, run_dir, default_hooks())
-    if trainer.resumed_from is not None and env.is_main:
-        print(f"resuming {run_dir} from step {trainer.resumed_from}/{trainer.total_steps}")
+    if env.is_main:
+        if trainer.resumed_from is not None:
+            print(
+                f"resuming {run_dir} from step {trainer.resumed_from}/{trainer.total_steps} "
+                f"with the run's config (recipe {cfg.recipe})"
+            )
+        for c in trainer.config_changes:
+            print(f"  changed: {c.key} {c.old!r} -> {c.new!r} (logged in {run_dir / EVENTS})")
     trainer.fit()
     summary = write_summary(trainer, started) if env.is_main else None
     sdist.shutdown()
     return summary
 
 
-def submit(cfg: Config, args: argparse.Namespace) -> dict | None:
+def submit(cfg: Config, args: argparse.Namespace, run_dir: Path) -> dict | None:
     """Submit the run as a ``PretrainJob``; print the job id, the logs and how to follow them."""
     from pretrain.job import PretrainJob
     from slurm.submit import describe, make_executor
 
     cluster = args.cluster or "slurm"
     resources = resources_from_args(args)
-    if cfg.train.batch_size % resources.world_size:
+    world = resources.world_size
+    if cfg.train.batch_size % world:
         raise ConfigError(
-            f"train.batch_size={cfg.train.batch_size} (the global batch) does not split over "
-            f"{resources.world_size} processes; pick a multiple of {resources.world_size}"
+            f"train.batch_size={cfg.train.batch_size} is out of range for {world} processes: "
+            f"must be a multiple of {world} (the global batch splits evenly over the processes)"
         )
-    run_dir = Path(args.run_dir or f"runs/{cfg.recipe}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = run_dir.resolve()
     executor = make_executor(
         run_dir / "submitit", resources, cluster, f"siamhub-{cfg.recipe}", args.max_requeues
@@ -86,17 +144,14 @@ def submit(cfg: Config, args: argparse.Namespace) -> dict | None:
     print(f"  run directory: {run_dir}", flush=True)
     if not (args.wait or cluster == "local"):  # a local job ends with this process: wait
         return {"job_id": job.job_id, "run_dir": str(run_dir)}
-    summary = job.results()[0]  # rank 0 writes the summary; the other ranks return None
+    try:
+        summary = job.results()[0]  # rank 0 writes the summary; the other ranks return None
+    except (FailedJobError, UncompletedJobError) as e:
+        print(f"error: the job failed:\n{e}", file=sys.stderr)
+        sys.exit(1)
     print(f"job {job.job_id} finished: {summary['steps']} steps, summary in {run_dir}")
     return summary
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, DataError, PresetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except (FailedJobError, UncompletedJobError) as e:
-        print(f"error: the job failed:\n{e}", file=sys.stderr)
-        sys.exit(1)
+    main()

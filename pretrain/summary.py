@@ -1,4 +1,9 @@
-"""The end of a run on rank 0: the final kNN report, the collapse-curve plot and summary.json."""
+"""The end of a run on rank 0: the final kNN report, the collapse-curve plot and summary.json.
+
+summary.json records the configured length (``configured_epochs``: the recipe's, which the
+schedules span) and the trained one (``trained``: steps, epochs, stopped_early), which differ
+for a run stopped by ``train.max_steps``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import json
 import time
 from typing import Any
 
+from common.files import atomic_write_json
 from pretrain.evaluate import final_knn_report, format_report
 from pretrain.hooks import EVAL_COLLAPSE_KEYS
 from pretrain.plots import plot_collapse_curves
 from pretrain.train import Trainer
+from records.length import trained_block
 
 
 def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None = None) -> dict:
@@ -23,6 +30,8 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
         "method": cfg.method.name,
         "steps": trainer.step,
         "epochs": trainer.epoch,
+        "configured_epochs": cfg.train.epochs,
+        "trained": trained_block(trainer.step, trainer.steps_per_epoch, cfg.train.epochs),
         "train_seconds": trainer.train_seconds,
         "world_size": trainer.dist.world_size,
         "final": {
@@ -52,7 +61,7 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
         title=f"{cfg.recipe} ({run_dir.name})",
     )
     summary["wall_seconds"] = time.perf_counter() - started
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(run_dir / "summary.json", summary)
     print(
         f"run directory: {run_dir}  (summary.json, metrics.jsonl, {plot.name}, checkpoints/last.pt)"
     )

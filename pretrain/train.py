@@ -3,7 +3,10 @@
 ``Trainer(cfg, run_dir).fit()`` trains from scratch, or resumes from
 ``run_dir/checkpoints/last.pt`` when it exists — exactly: data order and augmentation are keyed
 by step (see ``pretrain.data``), and the checkpoint restores the weights, the optimizer and
-every RNG, so k steps + resume + k steps equals 2k uninterrupted steps.
+every RNG, so k steps + resume + k steps equals 2k uninterrupted steps. A resumed run's config
+may differ from its checkpoint's only in ``pretrain.config.RESUME_MUTABLE`` (checked before
+anything is built); each difference is logged in the run's event log before ``config.json``
+is rewritten. Temporary files of a killed checkpoint write are removed at start.
 
 With a process group (``slurm.dist``) every rank trains its slice of the global batch
 ``train.batch_size``: BatchNorm becomes SyncBN (``train.sync_bn``), DDP wraps the method except
@@ -13,7 +16,6 @@ the submodules it lists in ``ddp_ignore`` (an EMA target), and only rank 0 runs 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from contextlib import nullcontext
@@ -23,8 +25,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from pretrain.checkpoint import LAST, load_checkpoint, rng_state, set_rng_state
-from pretrain.config import Config, ConfigError
+from common.cli import note_position
+from common.files import atomic_write_json, remove_stale_temps
+from pretrain.checkpoint import (
+    CONFIG_JSON,
+    LAST,
+    append_event,
+    check_architecture,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+    stored_config,
+)
+from pretrain.config import Change, Config, ConfigError, check_resume_changes, config_changes
 from pretrain.data import pretrain_dataset, pretrain_loader
 from pretrain.hooks import Hook
 from pretrain.methods import build_method
@@ -76,6 +89,19 @@ class Trainer:
         hooks = hooks or []
         self.hooks = hooks if self.dist.is_main else [h for h in hooks if h.all_ranks]
         self.step_guard = step_guard
+        self.resumed_from: int | None = None
+        self.config_changes: list[Change] = []  # vs the run's stored config; logged in fit()
+        self._ckpt: dict[str, Any] | None = None
+        if self.dist.is_main:  # temporary files of a write killed mid-way (common.files)
+            remove_stale_temps(self.ckpt_dir)
+            remove_stale_temps(self.run_dir)  # config.json, summary.json, metrics.jsonl
+        if (self.ckpt_dir / LAST).exists():
+            self._ckpt = read_checkpoint(self.ckpt_dir / LAST)
+            check_architecture(self._ckpt["config"], cfg.to_dict(), self.ckpt_dir / LAST)
+            self.config_changes = config_changes(self._ckpt["config"], cfg)
+            check_resume_changes(self.config_changes, f"{run_dir} at step {self._ckpt['step']}")
+        elif (stored := stored_config(self.run_dir)) is not None:
+            self.config_changes = config_changes(stored, cfg)  # nothing trained yet: any change
         t = cfg.train
         if t.threads:
             torch.set_num_threads(t.threads)
@@ -97,7 +123,13 @@ class Trainer:
             raise ConfigError(
                 f"train.batch_size={t.batch_size} is larger than the dataset ({len(self.dataset)})"
             )
-        per_rank = t.batch_size // self.dist.world_size
+        world = self.dist.world_size
+        if t.batch_size % world:
+            raise ConfigError(
+                f"train.batch_size={t.batch_size} is out of range for {world} processes: must be "
+                f"a multiple of {world} (the global batch splits evenly over the processes)"
+            )
+        per_rank = t.batch_size // world
         if t.accum_steps < 1 or per_rank % t.accum_steps:
             raise ConfigError(
                 f"train.accum_steps={t.accum_steps} must be >= 1 and divide each process's share "
@@ -111,9 +143,8 @@ class Trainer:
         self.metrics: dict[str, Any] = {}  # the current step's row, filled by hooks
         self.log_now = False  # a hook asks for this step's row to be logged
         self.train_seconds = 0.0  # pure step time, summed over every session of the run
-        self.resumed_from: int | None = None
-        if (self.ckpt_dir / LAST).exists():
-            self._resume(self.ckpt_dir / LAST)
+        if self._ckpt is not None:
+            self._resume()
         # What the step calls: DDP around the trainable part (the raw model stays self.model).
         ignore = getattr(self.model, "ddp_ignore", ())
         self.forward_model = sdist.wrap_ddp(self.model, self.device, ignore)
@@ -142,13 +173,27 @@ class Trainer:
             "config": self.cfg.to_dict(),
         }
 
-    def _resume(self, path: Path) -> None:
-        ckpt = load_checkpoint(path, self.model, self.cfg.to_dict())
+    def _resume(self) -> None:
+        ckpt, self._ckpt = self._ckpt, None
+        assert ckpt is not None
+        self.model.load_state_dict(ckpt["model"], strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step = ckpt["step"]
         self.train_seconds = ckpt.get("train_seconds", 0.0)
         set_rng_state(ckpt["rng"])
         self.resumed_from = self.step
+
+    def _record_config(self) -> None:
+        """Log each config change in the run's event log, then write ``config.json`` (at a
+        fresh start, after a change, or when missing; a plain resume leaves it as it is)."""
+        for c in self.config_changes:
+            append_event(
+                self.run_dir, event="config_change", step=self.step, key=c.key, old=c.old, new=c.new
+            )
+        path = self.run_dir / CONFIG_JSON
+        if self.config_changes or self.resumed_from is None or not path.exists():
+            atomic_write_json(path, self.cfg.to_dict())
+        self.config_changes = []
 
     # ------------------------------------------------------------------ loop
 
@@ -177,10 +222,20 @@ class Trainer:
         return cosine_between(o.weight_decay, o.weight_decay_end, self.step, self.schedule_steps)
 
     def fit(self) -> Trainer:
+        """Train from ``self.step`` to ``total_steps``. When the loop stops early (Ctrl-C, an
+        error), each hook's ``on_error`` runs (closing bars and files), then the error goes on."""
+        try:
+            return self._fit()
+        except BaseException:
+            for hook in self.hooks:
+                hook.on_error(self)
+            raise
+
+    def _fit(self) -> Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            config = json.dumps(self.cfg.to_dict(), indent=2) + "\n"
-            (self.run_dir / "config.json").write_text(config)
+            self._record_config()
+        note_position(f"step {self.step}/{self.total_steps}")
         for hook in self.hooks:
             hook.before_train(self)
         rank, world = self.dist.rank, self.dist.world_size
@@ -197,11 +252,15 @@ class Trainer:
                 out = self.train_step(*views, momentum=momentum)
                 self.step += 1
                 self.train_seconds += time.perf_counter() - started
+            note_position(f"step {self.step}/{self.total_steps}")  # for the Ctrl-C message
             self.metrics = {"step": self.step, "epoch": self.epoch, "lr": lr}
             if momentum is not None:
                 self.metrics["momentum"] = momentum
             # the global batch's loss (every rank gets it, so every rank stops on a NaN)
             self.metrics["loss"] = sdist.all_reduce_mean(out["loss"]).item()
+            for key, value in out.items():  # a method's extra scalars (DINO: teacher entropy, KL)
+                if key != "loss" and value.dim() == 0:
+                    self.metrics[key] = sdist.all_reduce_mean(value).item()
             if not math.isfinite(self.metrics["loss"]):
                 raise FloatingPointError(
                     f"loss became {self.metrics['loss']} at step {self.step}; lower optim.base_lr "
@@ -229,6 +288,9 @@ class Trainer:
             if self.amp_dtype is not None
             else nullcontext()
         )
+        set_epoch = getattr(self.model, "set_epoch", None)  # per-epoch schedules (DINO's tau_t)
+        if set_epoch is not None:
+            set_epoch(self.epoch)
         self.optimizer.zero_grad(set_to_none=True)
         accum = self.cfg.train.accum_steps
         if accum == 1:
@@ -237,6 +299,9 @@ class Trainer:
             out["loss"].backward()
         else:
             out = self._accumulate(views, accum, amp)
+        before_step = getattr(self.model, "before_optimizer_step", None)  # DINO: clip, freeze
+        if before_step is not None:
+            before_step()
         self.optimizer.step()
         update_target = getattr(self.model, "update_target", None)
         if update_target is not None:
@@ -260,6 +325,8 @@ class Trainer:
                     out = self.forward_model(*chunk)
                 (out["loss"] / len(chunks)).backward()
             outs.append({k: v.detach() for k, v in out.items()})
-        merged = {k: torch.cat([o[k] for o in outs]) for k in outs[0] if outs[0][k].dim() > 0}
-        merged["loss"] = torch.stack([o["loss"] for o in outs]).mean()
+        merged = {  # outputs concatenated, scalars (the loss, ...) averaged
+            k: torch.cat(vs) if vs[0].dim() > 0 else torch.stack(vs).mean()
+            for k, vs in ((k, [o[k] for o in outs]) for k in outs[0])
+        }
         return merged

@@ -23,10 +23,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserError
+
 ENV_PREFIX = "SIAMHUB_SLURM_"
 
 
-class PresetError(ValueError):
+class PresetError(UserError, ValueError):
     """A preset name, a user config file or a resource value that cannot be used."""
 
 

@@ -50,7 +50,7 @@ def test_switches_are_config_values(tiny_fmnist):
     assert isinstance(m.predictor, nn.Linear) and m.predictor.weight.shape == (24, 24)
     assert m.loss_mode == "asymmetric"
     assert not any(isinstance(x, nn.BatchNorm1d) for x in m.projector)
-    with pytest.raises(ConfigError, match="unknown predictor"):
+    with pytest.raises(ConfigError, match="method.predictor='deep' is not a valid choice"):
         build_method(tiny_config(tiny_fmnist, "method.predictor='deep'"))
     with pytest.raises(ConfigError, match="needs stop_grad=True"):
         build_method(tiny_config(tiny_fmnist, "method.mirror=true", "method.stop_grad=false"))

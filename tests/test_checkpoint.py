@@ -93,3 +93,56 @@ def test_older_config_without_the_new_switches_has_the_same_architecture(tiny_fm
     assert architecture_of(older) == architecture_of(cfg)
     changed = {**cfg, "method": {**cfg["method"], "predictor": "linear"}}
     assert architecture_of(changed) != architecture_of(cfg)
+
+
+class RunsCodeWhenUnpickled:
+    """What a malicious checkpoint holds: unpickling it calls os.mkdir(marker)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (self.marker,))
+
+
+def test_checkpoints_load_with_weights_only(tiny_fmnist, tmp_path):
+    run = tmp_path / "run"
+    path = Checkpointer.save(Trainer(tiny_config(tiny_fmnist), run))
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # no allowlist needed
+    assert isinstance(ckpt["rng"]["numpy"]["keys"], torch.Tensor)
+    assert Trainer(tiny_config(tiny_fmnist), run).resumed_from == 0
+
+
+def test_an_older_checkpoint_with_numpy_rng_state_still_resumes(tiny_fmnist, tmp_path):
+    import random
+
+    import numpy as np
+
+    run = tmp_path / "run"
+    state = Trainer(tiny_config(tiny_fmnist), run).state_dict()
+    np.random.seed(7)
+    random.seed(7)
+    state["rng"] = {  # the layout older versions wrote: NumPy's own tuple with its array
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    expected = np.random.random(), random.random()
+    atomic_save(state, run / "checkpoints" / "last.pt")
+    np.random.seed(0)
+    random.seed(0)
+    assert Trainer(tiny_config(tiny_fmnist), run).resumed_from == 0
+    assert (np.random.random(), random.random()) == expected
+
+
+def test_a_checkpoint_holding_code_is_refused_without_running_it(tiny_fmnist, tmp_path):
+    run = tmp_path / "run"
+    state = Trainer(tiny_config(tiny_fmnist), run).state_dict()
+    marker = tmp_path / "the-code-ran"
+    state["extra"] = RunsCodeWhenUnpickled(str(marker))
+    atomic_save(state, run / "checkpoints" / "last.pt")
+    with pytest.raises(CheckpointError, match="holds pickled Python objects .*weights_only=True"):
+        Trainer(tiny_config(tiny_fmnist), run)
+    assert not marker.exists()

@@ -158,3 +158,28 @@ def test_imagefolder_pretraining_with_the_knn_monitor(tmp_path):
     assert trainer.step == 6  # 2 epochs of 24 // 8
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert sum('"knn_h"' in r for r in rows) == 3  # at init and after each epoch
+
+
+def test_loader_workers_are_capped_at_the_cpus_available(tiny_fmnist, monkeypatch):
+    cfg = tiny_config(tiny_fmnist, "data.num_workers=8")
+    dataset = pretrain_dataset(cfg)
+    monkeypatch.setattr("pretrain.data.available_cpus", lambda: 2)
+    assert pretrain_loader(cfg, dataset, 0, 4).num_workers == 2
+    cfg.data.num_workers = 1
+    assert pretrain_loader(cfg, dataset, 0, 4).num_workers == 1
+
+
+def test_available_cpus_is_the_affinity_mask(monkeypatch):
+    import os
+
+    from common.system import available_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5, 7}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert available_cpus() == 3  # the CPUs granted, not the machine's 64
+
+    def unsupported(pid):
+        raise OSError("not here")
+
+    monkeypatch.setattr(os, "sched_getaffinity", unsupported, raising=False)
+    assert available_cpus() == 64

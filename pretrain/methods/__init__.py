@@ -13,7 +13,9 @@ from torch import nn
 
 from hub.backbones import VITS, create_backbone
 from pretrain.config import Config, ConfigError
+from pretrain.dino_head import DINOHead
 from pretrain.methods.byol import BYOL
+from pretrain.methods.dino import DINO
 from pretrain.methods.mocov3 import MoCoV3
 from pretrain.methods.simsiam import SimSiam
 
@@ -92,10 +94,38 @@ def _mocov3(cfg: Config) -> nn.Module:
     )
 
 
+def _dino(cfg: Config) -> nn.Module:
+    _only_simsiam(cfg)
+    m = cfg.method
+    backbone = create_backbone(cfg.model)
+    head = DINOHead(
+        backbone.num_features,
+        m.out_dim,
+        hidden_dim=m.proj_hidden_dim,
+        bottleneck_dim=m.proj_dim,
+        layers=m.proj_layers,
+        bn=m.head_bn,
+        norm_last_layer=m.norm_last_layer,
+    )
+    return DINO(
+        backbone,
+        head,
+        student_temp=m.student_temp,
+        teacher_temp=m.teacher_temp,
+        warmup_teacher_temp=m.warmup_teacher_temp,
+        warmup_teacher_temp_epochs=m.warmup_teacher_temp_epochs,
+        center_momentum=m.center_momentum,
+        freeze_last_layer_epochs=m.freeze_last_layer_epochs,
+        clip_grad=m.clip_grad,
+        drop_path_rate=m.drop_path_rate,
+    )
+
+
 METHODS: dict[str, Callable[[Config], nn.Module]] = {
     "simsiam": _simsiam,
     "byol": _byol,
     "mocov3": _mocov3,
+    "dino": _dino,
 }
 
 
