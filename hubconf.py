@@ -3,6 +3,10 @@
 ``torch.hub.load("<owner>/siamhub", "simsiam_resnet50", pretrained=True)`` downloads the authors'
 checkpoint on first use, converts and caches it; ``pretrained=False`` builds the architecture.
 ``torch.hub.list`` shows every entry; each entry's docstring states its headline results.
+
+Without a network the download fails with one ``hub.zoo.ZooError`` naming the URL and where to
+put the file by hand (``$SIAMHUB_CACHE/downloads/``); the file is read weights-only (a pickle
+that would run code is refused) and checked against the row's SHA-256 when the row has one.
 """
 
 dependencies = ["torch", "timm", "huggingface_hub", "safetensors"]

@@ -12,6 +12,8 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from records.length import length_of
+
 GITHUB_REPO = "siamhub/siamhub"  # owner/name of the code repository torch.hub loads from
 
 PAPERS = {
@@ -50,7 +52,7 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
         f"features) pretrained with **{method}** ({paper}) on {dataset}.",
         "",
         f"- Source: {ssl.get('source', 'trained with siamhub')}",
-        f"- Recipe: `{ssl.get('recipe_name', 'n/a')}`; epochs {ssl.get('epochs', 'n/a')}; "
+        f"- Recipe: `{ssl.get('recipe_name', 'n/a')}`; {_length(ssl)}; "
         f"global batch {ssl.get('batch_size', 'n/a')}; git sha `{ssl.get('git_sha', 'n/a')}`",
         "",
         "## Results",
@@ -67,6 +69,15 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
     ]
     card = ModelCard.from_template(card_data=data, template_str="---\n{{ card_data }}\n---\n\n")
     return str(card).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+
+
+def _length(ssl: dict[str, Any]) -> str:
+    """``epochs 12``, or the trained length of a run stopped early and the recipe's."""
+    length = length_of(ssl)
+    if length.stopped_early:
+        span = f"{length.configured:g}" if length.configured is not None else "n/a"
+        return f"trained {length.label}, stopped early (the recipe's schedules span {span} epochs)"
+    return f"epochs {ssl.get('epochs', 'n/a')}"
 
 
 def _results_table(results: list[dict[str, Any]]) -> list[str]:

@@ -12,7 +12,9 @@
 - ``README.md``: the model card (``hub/card.py``).
 
 ``Encoder.from_pretrained(folder_or_repo_id)`` loads strictly: a missing, unexpected or
-mis-shaped key is an ``EncoderLoadError`` that names the keys.
+mis-shaped key is an ``EncoderLoadError`` that names the keys. ``load_from_hub(repo_id)`` is
+``from_pretrained`` for a Hub repo id that fails at once, in one line, when the Hub cannot be
+reached and the repo is not cached (``HubUnavailable``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from typing import Any
 import timm
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from common.errors import UserError
+from common.files import atomic_write_bytes, atomic_write_text
 from hub.backbones import RESNETS, VITS, BackboneSpec, create_backbone
 
 WEIGHTS_NAME = "model.safetensors"
@@ -41,8 +46,13 @@ FMNIST_MEAN = (0.2860,)
 FMNIST_STD = (0.3530,)
 
 
-class EncoderLoadError(RuntimeError):
+class EncoderLoadError(UserError, RuntimeError):
     """Weights that do not fit the encoder's architecture (names the keys)."""
+
+
+class HubUnavailable(EncoderLoadError):
+    """A Hub repo id that cannot be loaded: not cached and the Hub unreachable or offline, no
+    such repo or revision (the message says what was tried and how to fix it)."""
 
 
 def timm_compatible(spec: BackboneSpec) -> bool:
@@ -246,11 +256,13 @@ class Encoder(
 
         from hub.card import model_card
 
+        # atomic, mode from the umask (common.files): a reader never sees half a weights file
         state = {k: v.detach().contiguous().cpu() for k, v in self.backbone.state_dict().items()}
-        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        weights = safetensors_bytes(state, metadata={"format": "pt"})
+        atomic_write_bytes(save_directory / WEIGHTS_NAME, weights)
         text = json.dumps(self.config, indent=2, sort_keys=False) + "\n"
-        (save_directory / CONFIG_NAME).write_text(text)
-        (save_directory / "README.md").write_text(model_card(self.config))
+        atomic_write_text(save_directory / CONFIG_NAME, text)
+        atomic_write_text(save_directory / "README.md", model_card(self.config))
 
     def save_pretrained(
         self, save_directory: str | Path, *, config: dict | None = None, **kwargs: Any
@@ -317,6 +329,68 @@ class Encoder(
         model.load_backbone_state(load_file(str(weights), device=map_location), source=source)
         model.eval()
         return model
+
+
+def load_from_hub(repo_id: str, revision: str | None = None) -> Encoder:
+    """``Encoder.from_pretrained(repo_id, revision=revision)`` for a Hub repo id, failing fast.
+
+    huggingface_hub retries a first request that cannot connect five times with backoff
+    (about 23 s) before it looks in its cache. Here one request without retries asks the Hub
+    for the repo's ``config.json``; when it cannot connect, the cache is used if it holds the
+    repo, else a :class:`HubUnavailable` says so at once. ``HF_HUB_OFFLINE`` set: the cache only.
+    """
+    from huggingface_hub import constants, errors
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    endpoint = constants.ENDPOINT
+    if constants.HF_HUB_OFFLINE:
+        try:
+            return Encoder.from_pretrained(repo_id, revision=revision, local_files_only=True)
+        except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
+            raise HubUnavailable(
+                f"Hub repo {where} is not in the local Hugging Face cache and HF_HUB_OFFLINE is "
+                "set; unset HF_HUB_OFFLINE (with a network) to download it"
+            ) from None
+    unreachable = _hub_unreachable(repo_id, revision)
+    if unreachable is not None:
+        try:
+            return Encoder.from_pretrained(repo_id, revision=revision, local_files_only=True)
+        except errors.LocalEntryNotFoundError:
+            raise HubUnavailable(
+                f"the Hub at {endpoint} cannot be reached ({unreachable}) and {where} is not in "
+                "the local Hugging Face cache; check the network (or HF_ENDPOINT)"
+            ) from None
+    try:
+        return Encoder.from_pretrained(repo_id, revision=revision)
+    except errors.HFValidationError as e:
+        raise HubUnavailable(f"{repo_id!r} is not a valid Hub repo id: {e}") from None
+    except errors.RevisionNotFoundError:
+        raise HubUnavailable(f"Hub repo {repo_id} has no revision {revision!r}") from None
+    except errors.RepositoryNotFoundError:
+        raise HubUnavailable(
+            f"no Hub repo {repo_id} at {endpoint} (or it is private or gated: log in with "
+            "`hf auth login` or set HF_TOKEN)"
+        ) from None
+    except errors.EntryNotFoundError:
+        raise HubUnavailable(
+            f"Hub repo {where} holds no encoder (config.json and {WEIGHTS_NAME}); publish one "
+            "with hub/publish.py"
+        ) from None
+
+
+def _hub_unreachable(repo_id: str, revision: str | None) -> str | None:
+    """Why one HEAD request (no retries) for the repo's config.json got no answer, or None
+    when the Hub answered (whatever the answer: the download that follows reports it)."""
+    from huggingface_hub import errors, get_hf_file_metadata, hf_hub_url
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, CONFIG_NAME, revision=revision))
+    except (errors.HfHubHTTPError, errors.HFValidationError):
+        return None
+    except Exception as e:  # no answer: connection refused, DNS, timeout, proxy ...
+        lines = str(e).strip().splitlines()
+        return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return None
 
 
 def _clip(keys: list[str], n: int = 12) -> str:

@@ -12,6 +12,10 @@ conv), ``INPUT.FORMAT "RGB"`` and torchvision's mean/std as pixel statistics.
 Every input key is accounted for: it is either renamed or listed in ``dropped`` with the
 reason (BN's ``num_batches_tracked`` counters, which detectron2's FrozenBatchNorm2d does not
 have, and a classifier ``fc`` when the source has one).
+
+The source is a local encoder folder, a checkpoint file (read weights-only) or a Hub repo id
+``<org>/<name>``; a value that looks like a path is never sent to the Hub. Errors are one
+``error:`` line (exit 2).
 """
 
 from __future__ import annotations
@@ -24,12 +28,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+if __name__ == "__main__":  # `python hub/export.py` from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from common.cli import make_parser, run_cli  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.files import atomic_write  # noqa: E402
+from common.paths import looks_like_path, missing_path_message  # noqa: E402
 
 D2_KEY = re.compile(
     r"^(stem\.conv1(\.norm)?|res[2-5]\.\d+\.(conv[1-3]|shortcut)(\.norm)?)"
     r"\.(weight|bias|running_mean|running_var)$"
 )
+
+
+class ExportError(UserError, ValueError):
+    """A source that cannot be exported to detectron2 (says why and what would work)."""
 
 
 @dataclass
@@ -67,7 +83,7 @@ def to_detectron2(state: dict[str, torch.Tensor]) -> Detectron2Export:
         out.renamed[key] = name
         out.model[name] = tensor.detach().cpu().numpy()
     if unmapped:
-        raise ValueError(
+        raise ExportError(
             f"keys with no detectron2 ResNet counterpart: {unmapped[:10]}; only ResNet encoders "
             "(torchvision/timm key names) export to detectron2"
         )
@@ -78,32 +94,40 @@ def save_detectron2(state: dict[str, torch.Tensor], path: str | Path) -> Detectr
     """Write the detectron2 pickle of ``state`` to ``path``."""
     export = to_detectron2(state)
     obj = {"model": export.model, "__author__": "siamhub", "matching_heuristics": True}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
-        pickle.dump(obj, f)
+    atomic_write(path, lambda f: pickle.dump(obj, f))  # never half a .pkl
     return export
 
 
 def load_source(source: str) -> dict[str, torch.Tensor]:
     """Backbone state dict of an encoder folder, Hub repo id, or any importable checkpoint."""
-    from hub.encoder import Encoder
+    from hub.encoder import Encoder, load_from_hub
     from hub.importer import import_checkpoint
 
-    path = Path(source)
+    path = Path(source).expanduser()
     if path.is_file():
         encoder, report = import_checkpoint(path)
         print(report.summary())
+    elif path.is_dir():
+        encoder = Encoder.from_pretrained(path)
+    elif looks_like_path(source) or source.count("/") != 1:
+        raise ExportError(
+            f"{missing_path_message(source)}; pass an encoder folder, a checkpoint file or a Hub "
+            "repo id <org>/<name>"
+        )
     else:
-        encoder = Encoder.from_pretrained(source)
+        encoder = load_from_hub(source)
     return encoder.backbone.state_dict()
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser(__doc__)
+    parser.add_argument("source", help="encoder folder, checkpoint file, or Hub repo id")
+    parser.add_argument("output", help="the detectron2 .pkl to write")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> Detectron2Export:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", help="encoder folder, Hub repo id, or checkpoint file")
-    parser.add_argument("output", help="the .pkl to write")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     export = save_detectron2(load_source(args.source), args.output)
     print(
         f"wrote {args.output}: {len(export.model)} tensors; dropped {len(export.dropped)} "
@@ -113,5 +137,4 @@ def main(argv: list[str] | None = None) -> Detectron2Export:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    main()
+    run_cli(main, "re-run the same command to write the .pkl")

@@ -16,11 +16,19 @@ Layouts, auto-detected from the keys (RECIPES.md, "Original checkpoint prefixes"
 
 Heads are dropped and reported; the encoder keys load strictly; a key that belongs to no known
 part of the layout is an error naming it.
+
+Every file is read with ``torch.load(..., weights_only=True)`` (:func:`read_checkpoint_file`): a
+checkpoint downloaded from a URL or handed over by anyone may carry tensors and plain containers
+only, so a pickle that would build any other object (and so could run code) is refused before
+anything of it runs (:class:`UnsafeCheckpointError`); a file that is no PyTorch checkpoint at all
+is a :class:`NotACheckpointError`.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +76,73 @@ LAYOUTS = (
 )
 
 
+class NotACheckpointError(EncoderLoadError):
+    """A file that ``torch.load`` cannot read as a checkpoint (truncated, HTML, garbage)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path} is not a PyTorch checkpoint ({reason})")
+        self.reason = reason
+
+
+class UnsafeCheckpointError(EncoderLoadError):
+    """A checkpoint whose pickle builds objects a weights-only load refuses (it could run code).
+
+    ``refused`` is the Python object the pickle asked for (e.g. ``builtins.eval``).
+    """
+
+    def __init__(self, path: str | Path, refused: str) -> None:
+        super().__init__(
+            f"refused to load {path}: its pickle asks for {refused}, and checkpoints are loaded "
+            "with weights_only=True (tensors and plain containers only) so that no file can run "
+            "code; nothing of it was run. Use a checkpoint that holds only tensors, numbers, "
+            "strings, lists and dicts, or an encoder folder (model.safetensors)"
+        )
+        self.refused = refused
+
+
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def read_checkpoint_file(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, its failures as one-line errors.
+
+    Raises :class:`UnsafeCheckpointError` when the pickle asks for anything but tensors and plain
+    containers (nothing of it has run: the weights-only unpickler stops at the first such
+    object), :class:`NotACheckpointError` when the file is not a PyTorch checkpoint.
+    """
+    if not Path(path).is_file():
+        raise EncoderLoadError(f"checkpoint {path} not found")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise NotACheckpointError(path, "the file is empty")
+    if not head.startswith((b"PK", b"\x80")):  # torch.save's zip archive, or a legacy pickle
+        raise NotACheckpointError(path, f"neither a zip archive nor a pickle; it starts {head!r}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        refused = _REFUSED_GLOBAL.search(str(e))
+        if refused:
+            raise UnsafeCheckpointError(path, refused.group(1)) from None
+        raise NotACheckpointError(path, _short(str(e))) from None
+    except Exception as e:  # torch.load's many ways to fail on a foreign file
+        reason = f"{type(e).__name__}: {_short(str(e))}" if _short(str(e)) else type(e).__name__
+        raise NotACheckpointError(path, reason) from None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """The telling line of a torch.load error (its WeightsUnpickler reason when it has one)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            text = rest or (lines[i + 1] if i + 1 < len(lines) else line)
+            break
+    else:
+        text = lines[0] if lines else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass
 class ImportReport:
     layout: str
@@ -85,13 +160,9 @@ class ImportReport:
 
 
 def read_state_dict(source: str | Path | dict[str, Any]) -> tuple[dict[str, Any], dict | None]:
-    """The flat state dict of a checkpoint file or object, and the config it carries if any."""
-    ckpt = source
-    if not isinstance(source, dict):
-        try:
-            ckpt = torch.load(source, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise EncoderLoadError(f"cannot read checkpoint {source}: {e}") from e
+    """The flat state dict of a checkpoint file (read weights-only) or object, and the config it
+    carries if any."""
+    ckpt = source if isinstance(source, dict) else read_checkpoint_file(source)
     if not isinstance(ckpt, dict):
         raise EncoderLoadError(f"{source} holds a {type(ckpt).__name__}, not a checkpoint dict")
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None

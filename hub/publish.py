@@ -7,6 +7,11 @@ timm's format with the ``ssl`` block, ``README.md`` model card) to ``--out`` (de
 ``hf auth login``); ``--dry-run`` lists what would be uploaded and sends nothing. Every push is a
 new commit (a new revision) on the Hub; the zoo (``hub/published.json``) records the row with
 the latest revision and every revision pushed before it.
+
+The checkpoint is read weights-only (``hub.importer.read_checkpoint_file``): a file that asks
+to unpickle anything but tensors and plain containers is refused, and nothing of it runs.
+Errors are one ``error:`` line (exit 2); a failed push leaves the folder intact, and the same
+command pushes it again.
 """
 
 from __future__ import annotations
@@ -21,13 +26,20 @@ from typing import Any
 if __name__ == "__main__":  # `python hub/publish.py` from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import clear_position, make_parser, note_position, run_cli  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from hub.encoder import Encoder  # noqa: E402
-from hub.importer import import_checkpoint  # noqa: E402
+from hub.importer import UnsafeCheckpointError, import_checkpoint, read_checkpoint_file  # noqa: E402
 from hub.provenance import git_sha  # noqa: E402
 from hub.zoo import AUTHORS, ZooModel, published_path, record_published  # noqa: E402
+from records.length import length_of, trained_from_epochs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_TAGS = {"fashion_mnist": "fmnist", "imagefolder": "in1k", "imagenet": "in1k"}
+
+
+class PublishError(UserError, ValueError):
+    """A source, repo id or push that cannot be published as asked (says what to change)."""
 
 
 def find_checkpoint(source: Path) -> Path:
@@ -36,7 +48,7 @@ def find_checkpoint(source: Path) -> Path:
         return source
     ckpt = source / "checkpoints" / "last.pt"
     if not ckpt.is_file():
-        raise FileNotFoundError(
+        raise PublishError(
             f"{source} is neither a checkpoint file nor a run directory with checkpoints/last.pt; "
             "pass a run directory written by pretrain/run.py or a checkpoint file"
         )
@@ -53,6 +65,8 @@ def result_records(results_dir: Path, ids: set[str]) -> list[dict[str, Any]]:
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict):  # e.g. a run's saved detections, beside its record
             continue
         model = record.get("model")
         names = {record.get("model_id"), model if isinstance(model, str) else None}
@@ -94,21 +108,24 @@ def build_encoder(
     """The encoder of a run or checkpoint, with its ssl block and its zoo row."""
     ckpt = find_checkpoint(source)
     run_dir = ckpt.parents[1] if ckpt.parent.name == "checkpoints" else None
-    encoder, report = import_checkpoint(ckpt)
+    content = read_training_checkpoint(ckpt)
+    encoder, report = import_checkpoint(content)
     print(report.summary())
     recipe = encoder.ssl.get("recipe") or {}
     train, data = recipe.get("train", {}), recipe.get("data", {})
     dataset = data.get("dataset", "imagenet")
     spec = encoder.spec
     epochs = train.get("epochs", 0)
+    trained = trained_length(content, epochs)
     data_tag = DATASET_TAGS.get(dataset, dataset)
-    tag = name or f"{spec.name}.{encoder.ssl['method']}_{epochs:g}ep_{data_tag}"
+    length = length_of({"epochs": epochs, "trained": trained})  # "12ep", or "20steps" if short
+    tag = name or f"{spec.name}.{encoder.ssl['method']}_{length.tag}_{data_tag}"
     ids = {repo_id, str(source), str(source.resolve()), source.name}
     results = run_results(run_dir) + result_records(results_dir, ids)
     entry = repo_id.split("/")[-1].replace("-", "_").replace(".", "_")
     taken = {r.entry: r.name for r in AUTHORS}
     if entry in taken:
-        raise ValueError(
+        raise PublishError(
             f"the torch.hub entry {entry!r} (from the repo name) is the zoo's {taken[entry]}; "
             "choose another repo name"
         )
@@ -130,8 +147,12 @@ def build_encoder(
         "recipe": recipe,
         "git_sha": git_sha() or "unknown",
         "repo_id": repo_id,
-        "checkpoint_step": _checkpoint_step(ckpt),
+        "checkpoint_step": content.get("step"),
     }
+    if trained:  # how far the checkpoint got, beside the recipe's (configured) epochs
+        ssl.update(
+            trained=trained, trained_steps=trained["steps"], trained_epochs=trained["epochs"]
+        )
     ssl["source"] = f"trained with siamhub ({ssl['recipe_name']})"
     ssl.pop("backbone", None)
     ssl.pop("timm_compatible", None)
@@ -139,11 +160,37 @@ def build_encoder(
     return published.eval(), row
 
 
-def _checkpoint_step(ckpt: Path) -> int | None:
-    import torch
+def trained_length(content: dict[str, Any], epochs: float) -> dict[str, Any] | None:
+    """``{steps, epochs, stopped_early}`` from the checkpoint's ``step`` and ``epoch``; None
+    for a checkpoint that does not record them (an imported one)."""
+    step, epoch = content.get("step"), content.get("epoch")
+    if not isinstance(step, int) or not isinstance(epoch, int | float) or not epochs:
+        return None
+    return trained_from_epochs(step, float(epoch), epochs)
 
-    obj = torch.load(ckpt, map_location="cpu", weights_only=False)
-    return obj.get("step") if isinstance(obj, dict) else None
+
+def read_training_checkpoint(ckpt: Path) -> dict[str, Any]:
+    """The checkpoint's content, read weights-only; an older siamhub's training checkpoint
+    (its numpy RNG state pickled as numpy arrays) is refused with the one-line conversion."""
+    try:
+        content = read_checkpoint_file(ckpt)
+    except UnsafeCheckpointError as e:
+        if not e.refused.startswith("numpy."):
+            raise
+        convert = (
+            "from pathlib import Path; from pretrain.checkpoint import read_checkpoint, "
+            f"set_rng_state, rng_state, atomic_save; p = Path('{ckpt}'); c = read_checkpoint(p); "
+            "set_rng_state(c['rng']); c['rng'] = rng_state(); atomic_save(c, p)"
+        )
+        raise PublishError(
+            f"{ckpt} holds numpy arrays ({e.refused}), as the RNG state of an older siamhub's "
+            "training checkpoint did; publish.py loads only tensors and plain data. If the file "
+            "is your own, rewrite it once in the current format (from the checkout): "
+            f'python -c "{convert}"'
+        ) from None
+    if not isinstance(content, dict):
+        raise PublishError(f"{ckpt} holds a {type(content).__name__}, not a checkpoint dict")
+    return content
 
 
 def folder_files(folder: Path) -> list[tuple[str, int]]:
@@ -164,24 +211,34 @@ def push(folder: Path, repo_id: str, message: str, private: bool = False) -> str
     return info.oid
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
     p.add_argument("source", type=Path, help="run directory or checkpoint file")
     p.add_argument("--repo-id", required=True, help="<org>/<name> on the Hub")
     p.add_argument("--out", type=Path, help="repo folder to write (default hub_repos/<name>)")
     p.add_argument("--name", help="zoo name arch.tag (default from the recipe)")
-    p.add_argument("--results", type=Path, default=ROOT / "leaderboards" / "results")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=ROOT / "leaderboards" / "results",
+        help="result records whose transfer results go into the model card "
+        "(default leaderboards/results)",
+    )
     p.add_argument("--push", action="store_true", help="upload with huggingface_hub")
     p.add_argument("--dry-run", action="store_true", help="with --push: list, upload nothing")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", help="with --push: create a private repo")
     p.add_argument("--message", default="", help="commit message of the push")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.repo_id.count("/") != 1:
-        raise SystemExit(f"error: --repo-id must be <org>/<name>, got {args.repo_id!r}")
+        raise PublishError(f"--repo-id must be <org>/<name>, got {args.repo_id!r}")
     encoder, row = build_encoder(args.source, args.repo_id, args.results, args.name)
     folder = args.out or Path("hub_repos") / args.repo_id.split("/")[1]
     encoder.save_pretrained(folder)
@@ -197,14 +254,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from huggingface_hub.errors import HfHubHTTPError
 
         message = args.message or f"Publish {row.name} from {args.source.name}"
+        note_position(f"pushing {folder} to {args.repo_id}")
         try:
             revision = push(folder, args.repo_id, message, private=args.private)
+            clear_position()
         except HfHubHTTPError as e:
-            raise SystemExit(
-                f"error: pushing {folder} to {args.repo_id} failed: {e}\nThe folder is intact; "
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PublishError(
+                f"pushing {folder} to {args.repo_id} failed: {first}. The folder is intact; "
                 "log in with `hf auth login` or set HF_TOKEN (a token with write access), then "
                 "run the same command again."
-            ) from e
+            ) from None
         revisions = _revisions_of(row.name) + [revision]
         path = record_published(dataclasses.replace(row, revision=revision), revisions=revisions)
         print(f"pushed {args.repo_id} at revision {revision}; recorded in {path}")
@@ -223,8 +283,4 @@ def _revisions_of(name: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, "a push is one commit, so nothing half-pushed stays; re-run the same command")

@@ -8,13 +8,25 @@ project trains and publishes join as rows with a Hub repo id and the revision ea
 elsewhere). ``hubconf.py`` exposes one torch.hub entry per row.
 
 The cache lives in ``$SIAMHUB_CACHE`` (default: ``<torch.hub.get_dir()>/siamhub``).
+
+Integrity: a row's ``sha256`` is the SHA-256 of the authors' file; when set, a download (or a
+file placed by hand in ``downloads/``) that does not match it is refused. The authors publish no
+checksums and this project's machines cannot reach their URLs, so every authors' row carries
+``sha256=None`` until someone downloads the file, checks it, and fills the value in. The file
+is read weights-only either way (``hub.importer.read_checkpoint_file``: a pickle that would
+build anything but tensors and plain containers is refused before any of it runs). Each cached
+encoder folder records the URL and SHA-256 of the file it was converted from
+(``source.json``); a different file placed in ``downloads/``, a changed URL, or a row whose
+``sha256`` differs from the recorded one is converted again, with a message.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +34,11 @@ from typing import Any
 
 import torch
 
+from common.errors import UserError
+from common.files import atomic_write_json
+from common.progress import is_tty
 from hub.backbones import BackboneSpec
-from hub.encoder import Encoder
+from hub.encoder import Encoder, load_from_hub
 from hub.provenance import write_json_atomic
 
 PUBLISHED = Path(__file__).with_name("published.json")
@@ -36,7 +51,10 @@ VIT_S = BackboneSpec(name="vit_small", num_heads=12, pos_embed="sincos", freeze_
 VIT_B = BackboneSpec(name="vit_base", pos_embed="sincos", freeze_patch_embed=True)
 
 
-class ZooError(RuntimeError):
+SOURCE_RECORD = "source.json"  # in a cached encoder folder: the file it was converted from
+
+
+class ZooError(UserError, RuntimeError):
     """A zoo model that cannot be found, downloaded or converted (says what to do)."""
 
 
@@ -55,6 +73,7 @@ class ZooModel:
     repo_id: str | None = None  # published to the Hugging Face Hub
     revision: str | None = None  # the Hub commit this row pins
     results: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    sha256: str | None = None  # of the file at ``url``; None: not known yet (module docstring)
 
     @property
     def source(self) -> str:
@@ -215,39 +234,132 @@ def load(row: ZooModel | str, pretrained: bool = True, cache: Path | None = None
     if not pretrained:
         return Encoder.from_spec(row.spec, ssl=row.ssl())
     if row.repo_id:
-        return Encoder.from_pretrained(row.repo_id, revision=row.revision)
+        return load_from_hub(row.repo_id, revision=row.revision)
     return _load_release(row, cache or cache_dir())
 
 
-def _load_release(row: ZooModel, cache: Path) -> Encoder:
-    """Authors' checkpoint: cached encoder folder, else download, convert, cache."""
-    from hub.importer import import_checkpoint
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
+
+def converted_from(folder: Path) -> dict[str, Any]:
+    """What ``source.json`` of a cached encoder folder records (url, sha256); {} if nothing."""
+    try:
+        record = json.loads((folder / SOURCE_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _load_release(row: ZooModel, cache: Path) -> Encoder:
+    """Authors' checkpoint: cached encoder folder, else download, verify, convert, cache.
+
+    A file in ``downloads/`` (placed by hand, or left by an interrupted conversion) is used
+    instead of a download; when the cache was converted from another file, it is converted again.
+    """
+    assert row.url is not None
     folder = cache / row.name
-    if (folder / "model.safetensors").is_file():
-        return Encoder.from_pretrained(folder)
     raw = cache / "downloads" / Path(row.url).name
-    if not raw.is_file():
-        _download(row.url, raw)
-    encoder, report = import_checkpoint(raw, spec=row.spec, ssl=row.ssl())
+    cached = (folder / "model.safetensors").is_file()
+    source = converted_from(folder) if cached else {}
+    if raw.is_file():
+        digest = _verified(row, raw, placed=True)
+        if cached and source.get("sha256") == digest:
+            raw.unlink()  # the very file the cache was made from
+            return Encoder.from_pretrained(folder)
+        if cached:
+            print(
+                f"{row.name}: {raw} is not the file the cache was converted from (SHA-256 "
+                f"{_short(source.get('sha256'))} there, {_short(digest)} here); converting it again"
+            )
+        return _convert(row, raw, folder, digest)
+    if cached:
+        stale = []
+        if source and source.get("url") != row.url:
+            stale.append(f"converted from {source.get('url')}, the row now names {row.url}")
+        if row.sha256 and source.get("sha256") != row.sha256.lower():
+            stale.append(
+                f"converted from a file with SHA-256 {_short(source.get('sha256'))}, the row "
+                f"expects {_short(row.sha256)}"
+            )
+        if not stale:
+            return Encoder.from_pretrained(folder)
+        print(f"{row.name}: the cache is stale ({'; '.join(stale)}); downloading again")
+    _download(row.url, raw)
+    return _convert(row, raw, folder, _verified(row, raw, placed=False))
+
+
+def _short(digest: str | None) -> str:
+    return f"{digest[:12]}..." if digest else "unknown"
+
+
+def _verified(row: ZooModel, raw: Path, placed: bool) -> str:
+    """The file's SHA-256, checked against the row's when it has one."""
+    digest = sha256_of(raw)
+    if row.sha256 and digest != row.sha256.lower():
+        if not placed:
+            raw.unlink()  # an unverified download is never kept
+        raise ZooError(
+            f"{raw if placed else row.url} has SHA-256 {digest}, but {row.name} expects "
+            f"{row.sha256}: it is not the authors' file (or it is damaged); "
+            + (f"delete {raw} and download it again from {row.url}" if placed else
+               "try again later, and check the URL's content if it persists")
+        )  # fmt: skip
+    return digest
+
+
+def _convert(row: ZooModel, raw: Path, folder: Path, digest: str) -> Encoder:
+    """Import ``raw`` (weights-only), save the encoder folder with its source record, then
+    remove ``raw``: the converted folder is the cache."""
+    from hub.importer import NotACheckpointError, UnsafeCheckpointError, import_checkpoint
+
+    try:
+        encoder, report = import_checkpoint(raw, spec=row.spec, ssl=row.ssl())
+    except NotACheckpointError as e:
+        raise ZooError(
+            f"{raw} is not a PyTorch checkpoint ({e.reason}); delete it and download it again "
+            f"from {row.url}"
+        ) from None
+    except UnsafeCheckpointError as e:
+        raise ZooError(
+            f"{raw} is not the authors' checkpoint: its pickle asks for {e.refused}, which a "
+            "weights-only load refuses (nothing of it was run); delete it and download it again "
+            f"from {row.url}"
+        ) from None
     print(f"{row.name}: {report.summary()}")
-    encoder.save_pretrained(folder)
-    raw.unlink()  # the converted folder is the cache; the original is not needed again
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    encoder.save_pretrained(partial)
+    record = {"url": row.url, "sha256": digest, "bytes": raw.stat().st_size}
+    atomic_write_json(partial / SOURCE_RECORD, {**record, "layout": report.layout})
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(partial, folder)
+    raw.unlink()
     return Encoder.from_pretrained(folder)
 
 
 def _download(url: str, dst: Path) -> None:
+    """Download ``url`` to ``dst`` (through ``dst.part``); a failure is one short ZooError."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".part")
     try:
-        torch.hub.download_url_to_file(url, str(tmp), progress=True)
+        torch.hub.download_url_to_file(url, str(tmp), progress=is_tty())
     except Exception as e:
         tmp.unlink(missing_ok=True)
+        reason = getattr(e, "reason", None) or e
+        text = str(reason).strip().splitlines()
         raise ZooError(
-            f"could not download {url} ({type(e).__name__}: {e}). Download it by hand and put it "
-            f"at {dst} (or set SIAMHUB_CACHE to a folder whose downloads/ holds it), then load "
-            "again: the file is converted and cached on the next load."
-        ) from e
+            f"could not download {url} ({type(e).__name__}: {text[0] if text else 'no reason'}). "
+            f"Download it by hand and put it at {dst} (or set SIAMHUB_CACHE to a folder whose "
+            "downloads/ holds it), then load again: the file is converted and cached on the "
+            "next load."
+        ) from None
     os.replace(tmp, dst)
 
 

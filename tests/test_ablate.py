@@ -87,5 +87,5 @@ def test_a_longer_reading_sits_beside_the_matrix_record(tiny_fmnist, tmp_path, m
 
 
 def test_unknown_variant_is_named(capsys):
-    with pytest.raises(SystemExit, match="available: simsiam"):
+    with pytest.raises(ablate.AblationError, match="available: simsiam"):
         ablate.main(["--variants", "no_such_thing", "--seeds", "0"])

@@ -2,6 +2,12 @@
 run directory (``checkpoints/last.pt`` plus its config), and with no model the embedded
 default's latest run under ``runs/``.
 
+A value that looks like a path (``common.paths.looks_like_path``: ``./x``, ``runs/x``, ``a/b/c``,
+``x.pt`` ...) is never sent to the Hub: when it does not exist the error says so and names the
+closest existing folders. A Hub id that cannot be fetched (offline, unreachable, no such repo)
+fails at once with one line (``hub.encoder.load_from_hub``). A run directory's checkpoint is
+read weights-only (``pretrain.checkpoint.read_checkpoint``): it may come from anyone.
+
 ``random_init=True`` gives the same architecture at a seeded random initialization (the
 baseline every result of the embedded run is shown beside).
 """
@@ -15,14 +21,17 @@ from typing import Any
 
 import torch
 
-from hub.encoder import Encoder
+from common.errors import UserError
+from common.paths import closest_names, looks_like_path, missing_path_message
+from hub.encoder import Encoder, HubUnavailable, load_from_hub
 from hub.importer import import_checkpoint
+from pretrain.checkpoint import read_checkpoint
 
 DEFAULT_RUNS = Path(os.environ.get("SIAMHUB_RUNS", "runs"))
 DEFAULT_RECIPE = "simsiam_resnet18_fmnist"
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError, RuntimeError):
     """A ``--model`` that names nothing loadable; the message says what was looked for."""
 
 
@@ -87,7 +96,8 @@ def pretrain_summary(config: dict[str, Any]) -> dict[str, Any]:
 
 def _from_run_dir(run_dir: Path) -> Encoder:
     ckpt = run_dir / "checkpoints" / "last.pt"
-    encoder, _ = import_checkpoint(ckpt)
+    meta = read_checkpoint(ckpt)  # weights-only (older checkpoints' numpy RNG state allowed)
+    encoder, _ = import_checkpoint(meta)
     recipe = encoder.ssl.get("recipe") or {}
     dataset = (recipe.get("data") or {}).get("dataset")
     if dataset:  # the run's preprocessing (e.g. Fashion-MNIST statistics at 28 px)
@@ -98,10 +108,43 @@ def _from_run_dir(run_dir: Path) -> Encoder:
         encoder.config = config
     encoder.config["ssl"]["source"] = f"run directory {run_dir.name}"
     # How far the checkpoint got (a run may be evaluated before its recipe's last epoch).
-    meta = torch.load(ckpt, map_location="cpu", weights_only=False)
     encoder.config["ssl"]["trained_steps"] = meta.get("step")
     encoder.config["ssl"]["trained_epochs"] = meta.get("epoch")
     return encoder
+
+
+def local_path(model: str) -> Path | None:
+    """The local path ``--model`` names, or None for a Hub repo id ``<org>/<name>``.
+
+    A value that looks like a path but does not exist is a ModelError naming the closest
+    existing folders; it is never tried on the Hub.
+    """
+    path = Path(model).expanduser()
+    if path.exists():
+        return path
+    if looks_like_path(model):
+        raise ModelError(
+            f"--model {model}: {missing_path_message(model)}; a path is not tried as a Hub repo "
+            "id. Pass an existing run directory or encoder folder"
+        )
+    if model.count("/") != 1:
+        close = closest_names(path)
+        hint = f" (closest here: {', '.join(str(p) for p in close)})" if close else ""
+        raise ModelError(
+            f"--model {model!r} is not an existing folder{hint} and not a Hub repo id "
+            "('<org>/<name>')"
+        )
+    return None
+
+
+def _from_hub(model: str, revision: str | None) -> Encoder:
+    try:
+        return load_from_hub(model, revision=revision)
+    except HubUnavailable as e:
+        raise ModelError(
+            f"--model {model}: no folder {model} here ({Path.cwd()}), and as a Hub repo id: {e}. "
+            "Pass a local encoder folder or run directory, or fix the network / HF_ENDPOINT"
+        ) from None
 
 
 def default_architecture() -> Encoder:
@@ -129,10 +172,7 @@ def load_model(
             p.requires_grad_(False)
         summary = {**pretrain_summary(encoder.config), "random_init": True, "init_seed": seed}
         return LoadedModel(encoder, DEFAULT_RECIPE, None, "recipe+random_init", summary)
-    if model is None:
-        path: Path | None = latest_run()
-    else:
-        path = Path(model) if Path(model).exists() else None
+    path = latest_run() if model is None else local_path(model)
     if path is not None and (path / "checkpoints" / "last.pt").is_file():
         encoder, kind, model_id = _from_run_dir(path), "run_dir", path.name
     elif path is not None and (path / "config.json").is_file():
@@ -142,14 +182,12 @@ def load_model(
             f"{path} is neither a pretraining run directory (checkpoints/last.pt) nor an "
             "encoder folder (config.json + model.safetensors); write one with "
             "'python pretrain/run.py --run-dir DIR' or 'python hub/publish.py'"
-        )
+            + (" (for a checkpoint file, pass the run directory that holds it)" if path.is_file()
+               else "")
+        )  # fmt: skip
     else:
-        if model is None or model.count("/") != 1:
-            raise ModelError(
-                f"--model {model!r} is not an existing folder and not a Hub repo id "
-                "('<org>/<name>')"
-            )
-        encoder, kind, model_id = Encoder.from_pretrained(model, revision=revision), "hub", model
+        assert model is not None
+        encoder, kind, model_id = _from_hub(model, revision), "hub", model
     if random_init:
         torch.manual_seed(seed)
         fresh = Encoder(encoder.config)
