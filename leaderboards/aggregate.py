@@ -1,10 +1,11 @@
 """Measured rows: records grouped so that the seeds of one configuration become one row.
 
 Group key = task + model kind (trained / random init) + the pretraining signature without its
-seed (method, recipe, backbone name and width, epochs, batch size, dataset, sweep id, axis and
-point) + the protocol id. Within a group each seed counts once: when two records hold the same
-seed, the later one (``finished_at``, then run id) is used and the other is listed as
-superseded. A row shows mean ± sample standard deviation (ddof = 1) over its seeds.
+seed (method, recipe, backbone name and width, configured epochs and the trained steps of a
+run stopped early, batch size, dataset, sweep id, axis and point) + the protocol id. Within
+a group each seed counts once: when two records hold the same seed, the later one
+(``finished_at``, then run id) is used and the other is listed as superseded. A row shows
+mean ± sample standard deviation (ddof = 1) over its seeds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 
 from leaderboards.protocols import protocol_id, protocol_label
 from leaderboards.records import Record, is_number
+from records.length import length_of
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def signature(data: dict[str, Any]) -> dict[str, Any]:
         "backbone": backbone.get("name"),
         "width": backbone.get("width"),
         "epochs": pre.get("epochs"),
+        "trained_steps": length_of(pre).key,  # None when the run trained its whole recipe
         "batch": pre.get("batch_size"),
         "dataset": pre.get("dataset"),
         "sweep_id": sweep.get("id"),

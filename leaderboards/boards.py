@@ -13,6 +13,8 @@ from leaderboards.aggregate import Group, group_records
 from leaderboards.markdown import Paths, marker, num, provenance, run_links, table, unique
 from leaderboards.records import Record
 from leaderboards.reported import ReportedRow, rows_for
+from records.length import length_of
+from records.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class Board:
     @property
     def page(self) -> str:
         return f"{self.name}.md"
+
+    @property
+    def primary(self) -> str:
+        """The metric rows are ranked by: the task registry's (``records.tasks``)."""
+        return TASKS[self.name].primary
 
 
 DET_BOXES = (
@@ -122,7 +129,7 @@ def config_cells(group: Group) -> list[str]:
         "trained",
         method,
         arch,
-        num(pre.get("epochs")),
+        length_of(pre).cell,  # the trained length: "20 steps (0.09 ep)" when stopped early
         num(pre.get("batch_size")),
         str(pre.get("dataset", "?")),
     ]
@@ -217,7 +224,7 @@ def render_board(
     plots: set[str],
 ) -> tuple[str, int]:
     """The page of a transfer board and its number of measured rows."""
-    groups = sort_best_first(group_records(records, board.name), board.columns[0].metric)
+    groups = sort_best_first(group_records(records, board.name), board.primary)
     rep = rows_for(reported, board.name)
     parts = [marker(paths), "", f"# {board.title}", "", board.about, ""]
     parts += [

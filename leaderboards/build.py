@@ -4,7 +4,8 @@ Reads every ``*.json`` under ``--results`` (recursively; other files are ignored
 each record, and writes ``README.md`` (index, how to read, records not rendered) and one page
 per board into ``--out``, with their PNG plots. The same records give byte-identical pages
 and plots. A record that cannot be rendered is listed with its reason in README.md and on
-stderr; ``--strict`` then exits 1.
+stderr; ``--strict`` then exits 1. A missing results folder or a mistake in reported.toml is
+one ``error:`` line (exit 2).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python leaderboards/build.py`
 
+from common.cli import make_parser, run_cli  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from leaderboards.ablation_board import render_ablation  # noqa: E402
 from leaderboards.boards import TRANSFER_BOARDS, render_board  # noqa: E402
 from leaderboards.markdown import Paths  # noqa: E402
@@ -27,6 +30,10 @@ from leaderboards.sweeps import render_sweeps  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PLOTS = ("batch_size_sweep.png", "collapse_curves.png", "ap_by_method.png")
+
+
+class BuildError(UserError, FileNotFoundError):
+    """A build that cannot start: no results folder, or a malformed reported.toml."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +48,17 @@ class BuildResult:
 def build(results: Path, out: Path, reported_toml: Path = REPORTED_TOML) -> BuildResult:
     """Render every board from the records under ``results`` into ``out``."""
     if not results.is_dir():
-        raise FileNotFoundError(
+        raise BuildError(
             f"results folder {results} does not exist: pass --results <folder of result records>"
         )
     out.mkdir(parents=True, exist_ok=True)
     for name in PLOTS:  # a plot whose data is gone must not linger
         (out / name).unlink(missing_ok=True)
     records, flagged = read_records(results)
-    papers, reported = load_reported(reported_toml)
+    try:
+        papers, reported = load_reported(reported_toml)
+    except ValueError as e:  # a mistake in reported.toml (the message names the row and key)
+        raise BuildError(str(e)) from None
     paths = Paths(results=results.resolve(), out=out.resolve())
 
     pages: dict[str, str] = {}
@@ -90,17 +100,27 @@ def build(results: Path, out: Path, reported_toml: Path = REPORTED_TOML) -> Buil
     return BuildResult(written_pages, [out / p for p in sorted(set(plots))], flagged)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--results", type=Path, default=HERE / "results", help="result records folder")
-    p.add_argument("--out", type=Path, default=HERE, help="where the pages and plots go")
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=HERE / "results",
+        help="result records folder, read recursively (default leaderboards/results)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=HERE,
+        help="where the pages and plots go (default leaderboards/)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any record is not rendered")
-    args = p.parse_args(argv)
-    try:
-        result = build(args.results, args.out)
-    except (FileNotFoundError, ValueError) as e:  # no results folder; a mistake in reported.toml
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result = build(args.results, args.out)
     for f in result.flagged:
         print(f"not rendered: {f.path}: {f.reason}", file=sys.stderr)
     print(
@@ -111,4 +131,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, "re-run the same command to build the pages again"))

@@ -18,6 +18,8 @@ from leaderboards.markdown import Paths, marker, provenance, run_links, table
 from leaderboards.plots import Point, ap_by_method_plot
 from leaderboards.records import Record
 from leaderboards.reported import ReportedRow, rows_for
+from records.length import length_of
+from records.tasks import DETECTION_TASKS, TASKS
 
 PLOT = "ap_by_method.png"
 CELLS = (
@@ -27,7 +29,7 @@ CELLS = (
     ("lowshot", "top1_10pct", "low-shot 10%"),
     ("fmnist_det", "box_AP", "fmnist_det box AP"),
 )
-DETECTION = ("fmnist_det", "voc_det", "coco_det")
+METRIC_NAMES = {"box_AP": "box AP, COCO metric", "voc07_AP50": "VOC07 AP50"}
 
 
 def _budget(group: Group) -> str:
@@ -40,7 +42,7 @@ def _sort_key(sig: dict[str, Any]) -> tuple:
     return (
         str(sig["dataset"]),
         str(sig["backbone"]),
-        json.dumps([sig["width"], sig["epochs"], sig["batch"]], default=str),
+        json.dumps([sig["width"], sig["epochs"], sig["trained_steps"], sig["batch"]], default=str),
         sig["model"] == "random init",
         str(sig["method"]),
         str(sig["recipe"]),
@@ -71,20 +73,21 @@ def _label(group: Group) -> str:
     arch = f"{bb.get('name', '?')} w{bb.get('width', '?')}"
     if group.random_init:
         return f"random init\n{arch} ({pre.get('recipe', '?')})"
-    epochs = pre.get("epochs")
-    budget = f"{epochs:g} ep" if isinstance(epochs, int | float) else "? ep"
+    budget = length_of(pre).label  # trained: "12 ep", or "20 steps (0.09 ep)" stopped early
     return f"{pre.get('method', '?')}\n{arch}, {budget}"
 
 
 def ap_panels(records: list[Record]) -> dict[str, dict[str, Point]]:
-    """Box AP per pretraining method for every detection task with measured rows."""
+    """The primary AP (``records.tasks``: box AP, VOC07 AP50 for VOC) per pretraining method
+    for every detection task with measured rows; panels are titled ``task (metric)``."""
     panels: dict[str, dict[str, Point]] = {}
-    for task in DETECTION:
+    for task in DETECTION_TASKS:
+        metric = TASKS[task].primary
         for g in group_records(records, task):
-            stat = g.stat("box_AP")
+            stat = g.stat(metric)
             if _sweep_point(g) or not stat:
                 continue
-            bars = panels.setdefault(task, {})
+            bars = panels.setdefault(f"{task} ({METRIC_NAMES.get(metric, metric)})", {})
             label = _label(g)
             if label in bars:  # same method and budget, another recipe or protocol
                 label += f" [{g.protocol_id}/{len(bars)}]"

@@ -104,7 +104,8 @@ def collapse_curves_plot(curves: dict[str, list[list[dict]]], knn_key: str, path
 
 
 def ap_by_method_plot(panels: dict[str, dict[str, Point]], path: Path) -> Path:
-    """Box AP per pretraining method, one panel per detection task; error bars = std."""
+    """AP per pretraining method, one panel per detection task (its title names the task and
+    its metric: the registry's primary one); error bars = std."""
     names = sorted(panels)
     fig = Figure(figsize=(5 * len(names) + 1, 4.5))
     axes = fig.subplots(1, len(names), squeeze=False)[0]
@@ -118,7 +119,7 @@ def ap_by_method_plot(panels: dict[str, dict[str, Point]], path: Path) -> Path:
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(task, fontsize=10)
-        ax.set_ylabel("box AP (COCO metric)")
+        ax.set_ylabel("AP (%)")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Detection AP per pretraining method (mean ± std over seeds)", fontsize=11)
     fig.tight_layout()

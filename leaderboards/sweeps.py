@@ -17,6 +17,7 @@ from leaderboards.markdown import Paths, marker, num, provenance, run_links, tab
 from leaderboards.plots import Point, batch_sweep_plot
 from leaderboards.records import Record
 from leaderboards.reported import ReportedRow, rows_for
+from records.length import length_of
 
 BATCH_AXIS = "train.batch_size"
 PLOT = "batch_size_sweep.png"
@@ -121,9 +122,15 @@ def _describe(groups: list[Group]) -> str:
     return (
         f"{pre.get('method', '?')} ({pre.get('recipe', '?')}), {backbone.get('name', '?')} "
         f"w{backbone.get('width', '?')}, {pre.get('dataset', '?')}, "
-        f"{num(pre.get('epochs'))} epochs, lr scaling {proto.get('lr_scaling', '?')} "
+        f"{_length(pre)}, lr scaling {proto.get('lr_scaling', '?')} "
         f"(base lr {num(proto.get('base_lr'))})."
     )
+
+
+def _length(pre: dict[str, Any]) -> str:
+    """``3 epochs``, or the trained length of points stopped early (``20 steps (0.09 ep)``)."""
+    length = length_of(pre)
+    return length.label if length.stopped_early else f"{num(pre.get('epochs'))} epochs"
 
 
 def render_sweeps(

@@ -19,6 +19,10 @@ Each variant carries the claim it tests (RECIPES.md, "claims the ablation benchm
 - ``collapse``: z-std × √d < 0.2 and kNN on z within 10 points of chance (10%);
 - ``no_collapse``: z-std × √d > 0.5 and kNN on h above the same run's random-init kNN on h.
 The record says whether the claim reproduced at this scale, and which part failed if not.
+
+Every run starts afresh. Errors are one ``error:`` line (exit 2); Ctrl-C stops at once (exit
+130) and says which run was going; the records of the runs that finished are kept, and
+``--variants``/``--seeds`` run the rest.
 """
 
 from __future__ import annotations
@@ -37,10 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python pretrain
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from hub.provenance import git_sha, write_json_atomic  # noqa: E402
+from common.cli import clear_position, make_parser, note_position, run_cli  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.progress import progress  # noqa: E402
+from hub.provenance import git_sha  # noqa: E402
 from pretrain.config import Config, load_config  # noqa: E402
 from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog  # noqa: E402
 from pretrain.train import Trainer  # noqa: E402
+from records.write import write_record_at  # noqa: E402
 
 CHANCE = 10.0  # Fashion-MNIST has 10 balanced classes
 COLLAPSED_BELOW = 0.2  # z-std × √d
@@ -83,6 +91,10 @@ RECIPE = {
     "byol": "byol_resnet18_fmnist",
     "mocov3": "mocov3_resnet18_fmnist",
 }
+
+
+class AblationError(UserError, ValueError):
+    """An ablation run asked for that the matrix does not have (names the valid ones)."""
 
 
 @dataclass(frozen=True)
@@ -324,8 +336,9 @@ def run_variant(
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     rec["reproduced"], rec["not_reproduced_because"] = judge(variant.expect, rec)
-    path = out_dir / f"{name}.json"
-    write_json_atomic(path, rec)
+    # validated against the record contract; a re-run of the same (variant, seed, steps)
+    # replaces the matrix's reading (a different length has its own name: run_name)
+    write_record_at(out_dir / f"{name}.json", rec, replace=True)
     return rec
 
 
@@ -412,9 +425,11 @@ def plot(records: list[dict], path: Path) -> Path:
     return path
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variants", default="all", help="comma-separated names, or 'all'")
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__, epilog=matrix_text())
+    p.add_argument(
+        "--variants", default="all", help="comma-separated variant names (below), or 'all'"
+    )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument(
         "--steps",
@@ -423,33 +438,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"training steps per run (default {DEFAULT_STEPS}; other lengths name their "
         "records <method>-<variant>-seed<S>-<N>steps)",
     )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result records folder")
     p.add_argument(
-        "--work", type=Path, default=DEFAULT_WORK, help="run directories, table and plot"
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"result records folder (default {DEFAULT_OUT})",
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=DEFAULT_WORK,
+        help=f"run directories, table and plot (default {DEFAULT_WORK})",
     )
     p.add_argument("--data", help="Fashion-MNIST folder (default: the recipes' data.root)")
     p.add_argument("--list", action="store_true", help="print the matrix and exit")
-    return p.parse_args(argv)
+    return p
+
+
+def matrix_lines() -> list[str]:
+    """The variants, one line each: name, method, claim, source, overrides."""
+    return [
+        f"{v.name:<24} {v.method:<8} {v.expect:<12} {v.source}: {' '.join(v.overrides)}"
+        for v in MATRIX
+    ]
+
+
+def matrix_text() -> str:
+    return "variants (MATRIX):\n" + "\n".join(f"  {line}" for line in matrix_lines())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise AblationError(f"--seeds takes comma-separated integers, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.list:
-        for v in MATRIX:
-            print(f"{v.name:<24} {v.method:<8} {v.expect:<12} {v.source}: {' '.join(v.overrides)}")
+        print("\n".join(matrix_lines()))
         return []
     names = [v.name for v in MATRIX] if args.variants == "all" else args.variants.split(",")
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
-        raise SystemExit(f"unknown variant(s) {unknown}; available: {', '.join(BY_NAME)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+        raise AblationError(f"unknown variant(s) {unknown}; available: {', '.join(BY_NAME)}")
+    seeds = parse_seeds(args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(BY_NAME[n], s) for n in names for s in seeds]
     records = []
-    bar = tqdm(jobs, desc="ablation", unit="run", position=0)
-    for variant, seed in bar:
+    bar = progress(jobs, desc="ablation", unit="run", position=0)
+    for i, (variant, seed) in enumerate(bar, start=1):
         bar.set_postfix_str(f"{variant.name} seed {seed}")
-        rec = run_variant(variant, seed, args.steps, args.out, args.data, args.work)
+        where = f"run {i}/{len(jobs)} ({variant.name} seed {seed})"
+        note_position(where)
+        try:
+            rec = run_variant(variant, seed, args.steps, args.out, args.data, args.work)
+        except KeyboardInterrupt:
+            note_position(f"{where}; {i - 1} finished, their records in {args.out}")
+            raise
         records.append(rec)
         verdict = "reproduced" if rec["reproduced"] else "NOT reproduced"
         tqdm.write(
@@ -457,6 +508,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{rec['knn_z']:.1f}%, kNN h {rec['knn_h']:.1f}% (init {rec['init_knn_h']:.1f}%), "
             f"{rec['wall_seconds']:.0f} s -> claim '{variant.expect}' {verdict}"
         )
+    clear_position()
     table = format_table(summarize(records))
     print(table)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -468,4 +520,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, "re-run with --variants/--seeds for the runs not done (each run starts afresh)")

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+
+from common.progress import progress
 
 
 @torch.no_grad()
@@ -62,7 +63,7 @@ def embed(
     """``fn(preprocess(batch))`` over an in-memory image tensor, concatenated on the CPU."""
     out = []
     starts = range(0, len(images), batch_size)
-    for start in tqdm(starts, desc=desc, leave=False, disable=desc is None, unit="batch"):
+    for start in progress(starts, desc=desc, leave=False, disable=desc is None, unit="batch"):
         out.append(fn(preprocess(images[start : start + batch_size])).float().cpu())
     return torch.cat(out)
 
@@ -79,6 +80,6 @@ def embed_dataset(
     """``fn`` over a dataset of ``(image tensor, label)`` pairs (e.g. an ImageFolder)."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
     out = []
-    for images, _ in tqdm(loader, desc=desc, leave=False, disable=desc is None, unit="batch"):
+    for images, _ in progress(loader, desc=desc, leave=False, disable=desc is None, unit="batch"):
         out.append(fn(to_device(images)).float().cpu())
     return torch.cat(out)

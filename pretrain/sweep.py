@@ -15,17 +15,28 @@ Where the points run: here, one after the other (no flag); as one Slurm job arra
 ``PretrainJob`` (preemption → checkpoint → requeue → exact resume) that then runs its transfer
 tasks on rank 0.
 
-Resumable: the sweep lives in ``--sweep-dir`` (default ``runs/sweeps/<name>``). A point is
+Identity: a sweep is its whole spec (recipes, swept keys and values, every override, the
+length each recipe trains, lr rule, micro-batch, transfer tasks and options). Its id, which
+every record carries and the boards group by, is ``<name>-<8 hex digits of the SHA-1 of the
+canonical spec>`` (name: ``--name``, default recipe and swept keys): two different sweeps never
+share rows, and the same command finds its own sweep again.
+
+Resumable: the sweep lives in ``--sweep-dir`` (default ``runs/sweeps/<id>``). A point is
 done when its ``point.json`` lists records that exist; re-running the same command skips done
 points, leaves points whose Slurm jobs are still queued or running alone, and resubmits the
 rest, which resume from their last checkpoint and skip the transfer tasks already recorded.
 ``--micro-batch N`` splits a batch that does not fit into gradient-accumulation steps of at most
 N images per process (``train.accum_steps``), recorded in the results.
+
+Options and ``key=value`` overrides (config keys of every point, e.g. ``train.epochs=5``) may
+come in any order. Errors are one ``error:`` line (exit 2); Ctrl-C stops at once (exit 130)
+and says which point was running; the same command resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import math
@@ -40,11 +51,15 @@ from typing import Any
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import clear_position, make_parser, note_position, run_cli  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.progress import progress  # noqa: E402
 from hub.provenance import git_sha, write_json_atomic  # noqa: E402
-from pretrain.config import ConfigError, load_config  # noqa: E402
+from pretrain.config import available_recipes, load_config  # noqa: E402
 from pretrain.job import PretrainJob  # noqa: E402
+from records.length import trained_from_epochs  # noqa: E402
 from slurm.cli import add_cluster_arguments, resources_from_args  # noqa: E402
-from slurm.presets import PresetError, Resources  # noqa: E402
+from slurm.presets import Resources  # noqa: E402
 
 BATCH_KEY = "train.batch_size"
 LR_SCALINGS = ("linear", "sqrt")
@@ -53,7 +68,7 @@ DONE = "point.json"
 PROGRESS = "sweep_progress.json"
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
     """A sweep that cannot run as asked (its message says what to change)."""
 
 
@@ -94,10 +109,39 @@ class SweepSpec:
             for combo in itertools.product(*(self.axes[k] for k in keys))
         ]
 
+    def identity(self) -> dict[str, Any]:
+        """The canonical spec without its name: overrides as sorted ``key: value`` (the last
+        of a repeated key wins, as in the config), transfer tasks and options sorted, and the
+        length each recipe trains with the shared overrides (``train.epochs``, ``max_steps``)."""
+        lengths = {}
+        for recipe in self.recipes:
+            cfg = load_config(recipe, self.overrides)
+            lengths[recipe] = {"epochs": cfg.train.epochs, "max_steps": cfg.train.max_steps}
+        return {
+            "recipes": list(self.recipes),
+            "axes": {k: list(v) for k, v in self.axes.items()},
+            "overrides": dict(sorted(_pairs(self.overrides).items())),
+            "lengths": lengths,
+            "lr_scaling": self.lr_scaling,
+            "micro_batch": self.micro_batch,
+            "transfer": sorted(self.transfer),
+            "transfer_overrides": dict(sorted(_pairs(self.transfer_overrides).items())),
+        }
+
+    def sweep_id(self) -> str:
+        """``<name>-<8 hex digits>``: the name and a hash of :meth:`identity`."""
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return f"{self.name}-{hashlib.sha1(canonical.encode('utf-8')).hexdigest()[:8]}"
+
     def axis_name(self) -> str:
         """What the sweep varies, for records and pages: ``train.batch_size``, ``recipe`` ..."""
         names = (["recipe"] if len(self.recipes) > 1 else []) + list(self.axes)
         return ",".join(names) or "recipe"
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    """``key=value`` strings as a dict (the last of a repeated key wins)."""
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in items)
 
 
 def accum_steps_for(per_process: int, micro_batch: int) -> int:
@@ -149,7 +193,7 @@ def sweep_block(spec: SweepSpec, point: Point, cfg_dict: dict[str, Any]) -> dict
         value = combo(point)
         all_values = [combo(p) for p in spec.points()]
     return {
-        "id": spec.name,
+        "id": spec.sweep_id(),
         "axis": axis,
         "value": value,
         "values": all_values,
@@ -263,9 +307,11 @@ def pretrain_record(run: Path, summary: dict[str, Any], point: dict[str, Any]) -
             "method": cfg.method.name,
             "recipe": cfg.recipe,
             "backbone": asdict(cfg.model),
-            "epochs": cfg.train.epochs,
+            "epochs": cfg.train.epochs,  # configured: what the schedules span
             "trained_steps": steps,
             "trained_epochs": summary["epochs"],
+            "trained": summary.get("trained")
+            or trained_from_epochs(steps, summary["epochs"], cfg.train.epochs),
             "batch_size": cfg.train.batch_size,
             "dataset": cfg.data.dataset,
             "seed": cfg.train.seed,
@@ -332,7 +378,7 @@ def plan(spec: SweepSpec, folder: Path, active_jobs: set[str] | None = None) -> 
         jobs = stored.get("jobs", {})
     else:
         jobs = {}
-        write_json_atomic(spec_path, {"spec": asdict(spec), "jobs": jobs})
+        write_json_atomic(spec_path, {"spec": asdict(spec), "id": spec.sweep_id(), "jobs": jobs})
     todo, done, flying = [], [], []
     for point in spec.points():
         if is_done(folder / point.slug):
@@ -413,8 +459,8 @@ def run_sweep(
     # every point's config (and so every config error) before anything is submitted
     args = [point_args(spec, x, folder, world, results_dir, 0) for x in p.todo]
     print(
-        f"sweep {spec.name} ({spec.axis_name()}): {len(p.done)} done, {len(p.in_flight)} queued "
-        f"or running, {len(p.todo)} to run -> {folder}",
+        f"sweep {spec.sweep_id()} ({spec.axis_name()}): {len(p.done)} done, "
+        f"{len(p.in_flight)} queued or running, {len(p.todo)} to run -> {folder}",
         flush=True,
     )
     report: dict[str, Any] = {
@@ -425,12 +471,21 @@ def run_sweep(
     }
     if not p.todo:
         return report
-    if cluster is None:
-        from tqdm.auto import tqdm
+    points = spec.points()
+    number = {x.slug: i for i, x in enumerate(points, start=1)}
 
-        bar = tqdm(args, desc="sweep", unit="point")
+    def at(point: Point, what: str = "point") -> str:
+        return f"{what} {number[point.slug]}/{len(points)} ({point.slug})"
+
+    if cluster is None:
+        bar = progress(args, desc="sweep", unit="point")
         for point, (cfg, run_dir, info) in zip(p.todo, bar, strict=True):
-            report["results"][point.slug] = SweepPointJob(max_requeues)(cfg, run_dir, info)
+            note_position(at(point))
+            try:
+                report["results"][point.slug] = SweepPointJob(max_requeues)(cfg, run_dir, info)
+            except KeyboardInterrupt:
+                note_position(at(point))  # the point, not the step inside it, is what resumes
+                raise
         return report
     from slurm.submit import make_executor, submit_array
 
@@ -452,6 +507,7 @@ def run_sweep(
         )
         if wait:
             for point, job in zip(p.todo, jobs, strict=True):
+                note_position(f"{at(point, 'waiting for point')}, Slurm job {job.job_id}")
                 report["results"][point.slug] = job.results()[0]
         else:
             report["job_ids"] = [j.job_id for j in jobs]
@@ -466,6 +522,7 @@ def run_sweep(
                 (point, executor.submit(SweepPointJob(max_requeues), cfg, run_dir, info))
             )
         point, job = running.pop(0)
+        note_position(at(point, "waiting for point"))
         report["results"][point.slug] = job.results()[0]
     return report
 
@@ -490,11 +547,21 @@ def format_table(folder: Path, spec: SweepSpec) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--recipe", required=True, help="recipe name(s), comma-separated")
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
+    p.add_argument(
+        "--recipe",
+        required=True,
+        help=f"recipe name(s), comma-separated; available: {', '.join(available_recipes())}",
+    )
     p.add_argument("--batch-sizes", help="global batch sizes, e.g. 64,128,256,512,1024,2048,4096")
-    p.add_argument("--lr-scaling", choices=LR_SCALINGS, default="linear")
+    p.add_argument(
+        "--lr-scaling",
+        choices=LR_SCALINGS,
+        default="linear",
+        help="lr rule over batch sizes: linear (base_lr × B/256, default) or sqrt "
+        "(base_lr × √(B/256))",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -508,17 +575,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="TASK:KEY=VALUE",
-        help="a transfer task option, e.g. linear:epochs=5",
+        help="a transfer task option, e.g. linear:epochs=5 (repeatable)",
     )
-    p.add_argument("--name", help="sweep name (default: recipe and swept keys)")
-    p.add_argument("--sweep-dir", type=Path, help="default runs/sweeps/<name>")
+    p.add_argument(
+        "--name",
+        help="sweep name (default: recipe and swept keys); the id adds a hash of the whole spec",
+    )
+    p.add_argument("--sweep-dir", type=Path, help="the sweep's folder (default runs/sweeps/<id>)")
     p.add_argument("--results-dir", type=Path, help="result records (default leaderboards/results)")
-    p.add_argument("--micro-batch", type=int, default=0, help="accumulate above N images/process")
+    p.add_argument(
+        "--micro-batch",
+        type=int,
+        default=0,
+        help="at most N images per process per forward: larger batches accumulate gradients "
+        "(default 0: no limit)",
+    )
     add_cluster_arguments(p, "the points as one job array")
-    p.add_argument("--parallelism", type=int, default=4, help="points running at once")
-    p.add_argument("--no-wait", action="store_true", help="Slurm: return after submitting")
-    p.add_argument("overrides", nargs="*", help="config overrides for every point")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--parallelism", type=int, default=4, help="points running at once (Slurm or local)"
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="Slurm: return after submitting (re-run the command later to collect and resume)",
+    )
+    p.add_argument("overrides", nargs="*", help="config overrides for every point, key=value")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
@@ -569,7 +655,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     spec = spec_from_args(args)
-    folder = args.sweep_dir or Path("runs/sweeps") / spec.name
+    folder = args.sweep_dir or Path("runs/sweeps") / spec.sweep_id()
     cluster = args.cluster or ("slurm" if args.slurm else None)
     resources = resources_from_args(args) if cluster else None
     report = run_sweep(
@@ -582,23 +668,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         wait=not args.no_wait,
         max_requeues=args.max_requeues,
     )
+    clear_position()
     print(format_table(folder, spec))
     print("leaderboards: python leaderboards/build.py")
     return report
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``main`` with a failed point as one message (exit 1) instead of submitit's traceback."""
     from submitit.core.utils import FailedJobError, UncompletedJobError
-
-    # through the module, so that the pickled jobs name pretrain.sweep.SweepPointJob, not __main__
-    from pretrain.data import DataError
-    from pretrain.sweep import SweepError, main  # noqa: F811
 
     try:
         main()
-    except (SweepError, ConfigError, PresetError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     except (FailedJobError, UncompletedJobError) as e:
         print(f"error: a sweep point failed (re-run the command to resume):\n{e}", file=sys.stderr)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    # through the module, so that the pickled jobs name pretrain.sweep.SweepPointJob, not __main__
+    from pretrain.sweep import cli as sweep_cli
+
+    run_cli(sweep_cli)

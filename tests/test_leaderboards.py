@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from leaderboards.aggregate import group_records
-from leaderboards.build import build, main
+from leaderboards.build import BuildError, build, main
 from leaderboards.records import KNOWN_TASKS, RecordError, read_records, validate
 from leaderboards.reported import load_reported
 
@@ -364,4 +364,7 @@ def test_bad_reported_file_or_missing_folder_is_a_clear_error(tmp_path: Path) ->
     )
     with pytest.raises(ValueError, match=r"reported.toml: \[\[reported\]\] #1 lacks 'table'"):
         load_reported(bad)
-    assert main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    with pytest.raises(BuildError, match="--results"):
+        main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    with pytest.raises(BuildError, match=r"\[\[reported\]\] #1 lacks 'table'"):
+        build(tmp_path, tmp_path / "out", reported_toml=bad)

@@ -19,6 +19,7 @@ def write_one(root: str, index: int, barrier) -> str:
         "run_id": records.run_id("knn", "sweep-point", 0),
         "task": "knn",
         "model": {"id": "sweep-point", "revision": None, "kind": "run_dir"},
+        "pretrain": {},
         "protocol": {"ks": [20]},
         "metrics": {"top1_k20": float(index)},
         "padding": "x" * 200_000,  # a record big enough that a torn write would show
@@ -40,8 +41,11 @@ def test_32_concurrent_writers_leave_32_readable_records(tmp_path):
 
 
 def test_a_record_is_never_overwritten(tmp_path):
-    record = {"run_id": "r1", "task": "knn", "model": {}, "protocol": {}, "metrics": {"a": 1}}
+    record = {
+        "run_id": "r1", "task": "knn", "model": {"kind": "run_dir"}, "pretrain": {},
+        "protocol": {}, "metrics": {"top1_k20": 1},
+    }  # fmt: skip
     path = records.write_record(record, tmp_path)
     with pytest.raises(FileExistsError, match="exists already"):
-        records.write_record({**record, "metrics": {"a": 2}}, tmp_path)
-    assert json.loads(path.read_text())["metrics"] == {"a": 1}
+        records.write_record({**record, "metrics": {"top1_k20": 2}}, tmp_path)
+    assert json.loads(path.read_text())["metrics"] == {"top1_k20": 1}

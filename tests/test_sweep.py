@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from leaderboards.build import build
 from pretrain import sweep
 from pretrain.config import ConfigError, load_config
+
+BATCH = sweep.BATCH_KEY
 
 TINY_SWEEP = [
     "model.width=8",
@@ -264,3 +267,74 @@ def test_local_submitit_sweep_runs_each_point_as_a_job(tiny_fmnist, tmp_path):
     assert sorted(report["results"]) == ["batch_size-32", "batch_size-64"]
     assert len(list((folder / "submitit").rglob("*_result.pkl"))) == 2  # two submitit jobs
     assert sorted(r["sweep"]["value"] for r in records(results, "knn").values()) == [32, 64]
+
+
+# ------------------------------------------------------------------------------ identity
+
+
+def test_sweep_id_is_the_whole_spec():
+    """Name + hash of the canonical spec: the length, an override or the lr rule make another
+    sweep; the order of the shared overrides and a repeated key's earlier value do not."""
+    base = sweep.SweepSpec("s", ["simsiam_resnet18_fmnist"], {BATCH: ["32", "64"]})
+    assert base.sweep_id().startswith("s-") and len(base.sweep_id()) == len("s-") + 8
+    ids = {
+        base.sweep_id(),
+        replace(base, overrides=["train.max_steps=20"]).sweep_id(),
+        replace(base, overrides=["train.epochs=1"]).sweep_id(),
+        replace(base, axes={BATCH: ["32", "128"]}).sweep_id(),
+        replace(base, lr_scaling="sqrt").sweep_id(),
+        replace(base, name="mine").sweep_id(),
+    }
+    assert len(ids) == 6
+    assert base.sweep_id() == sweep.SweepSpec(**asdict(base)).sweep_id()  # stable
+    a = replace(base, overrides=["train.max_steps=4", "optim.base_lr=0.1"])
+    b = replace(base, overrides=["optim.base_lr=0.2", "optim.base_lr=0.1", "train.max_steps=4"])
+    assert a.sweep_id() == b.sweep_id()
+
+
+def test_two_sweeps_of_different_lengths_stay_apart_and_each_resumes(
+    tiny_fmnist, tmp_path, monkeypatch
+):
+    """The default sweep name for both: each gets its own id, folder and board table; the
+    same command again resumes its own sweep (nothing runs)."""
+    monkeypatch.chdir(tmp_path)  # the default folder runs/sweeps/<id> lands here
+    results = tmp_path / "results"
+
+    def args(steps: int) -> list[str]:
+        return [
+            "--recipe", "simsiam_resnet18_fmnist", "--transfer", "knn", "--batch-sizes", "32,64",
+            "--results-dir", str(results), *TINY_SWEEP, f"train.max_steps={steps}",
+            f"data.root={tiny_fmnist}",
+        ]  # fmt: skip
+
+    first = sweep.main(args(2))
+    second = sweep.main(args(3))
+    assert len(first["submitted"]) == 2 and len(second["submitted"]) == 2
+    pre = records(results, "pretrain")
+    ids = {r["sweep"]["id"] for r in pre.values()}
+    assert len(ids) == 2 and all(i.startswith("simsiam_resnet18_fmnist-batch_size-") for i in ids)
+    for r in pre.values():
+        steps = r["protocol"]["steps"]
+        assert r["pretrain"]["trained"] == {
+            "steps": steps,
+            "epochs": pytest.approx(steps / (512 // r["protocol"]["batch_size"])),
+            "stopped_early": True,
+        }
+    assert sorted(p.name for p in (tmp_path / "runs" / "sweeps").iterdir()) == sorted(ids)
+
+    built = build(results, tmp_path / "boards")
+    assert not built.flagged
+    page = (tmp_path / "boards" / "batch_size_sweep.md").read_text()
+    for sweep_id in ids:
+        assert page.count(f"sweep `{sweep_id}`") == 1
+    sections = page.split("### `train.batch_size`, sweep ")[1:]
+    assert len(sections) == 2
+    for section in sections:  # each table: its two points, with its own step count
+        rows = [line for line in section.splitlines() if line.startswith(("| 32 |", "| 64 |"))]
+        assert len(rows) == 2
+        steps = {row.split(" | ")[3] for row in rows}
+        assert len(steps) == 1 and steps <= {"2", "3"}
+
+    again = sweep.main(args(2))
+    assert again["submitted"] == [] and sorted(again["done"]) == sorted(first["submitted"])
+    assert len(records(results, "pretrain")) == 4

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from common.progress import progress as progress_bar
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ def train_grid(
     bufs: list[torch.Tensor | None] = [None, None]
     n_heads = len(spec.heads())
     step = 0
-    bar = tqdm(total=total, desc=f"linear grid ({n_heads} heads)", disable=not progress)
+    bar = progress_bar(total=total, desc=f"linear grid ({n_heads} heads)", disable=not progress)
     if spec.precision not in ("fp32", "bf16"):
         raise ValueError(f"GridSpec.precision must be 'fp32' or 'bf16', not {spec.precision!r}")
     for epoch in range(spec.epochs):
@@ -202,12 +203,20 @@ def train_grid(
 
 @torch.no_grad()
 def grid_accuracy(grid: HeadGrid, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Top-1 (%) of every head, ``(H,)``."""
+    """Top-1 (%) of every head, ``(H,)`` float64: ``100 * correct / n`` exactly as
+    ``transfer.artifacts.top1_percent`` recomputes it from saved predictions."""
     grid.eval()
-    correct = torch.zeros(len(grid.spec.heads()))
+    correct = torch.zeros(len(grid.spec.heads()), dtype=torch.float64)
     for x, y in zip(feats.split(4096), labels.split(4096), strict=True):
-        correct += (grid(x).argmax(-1) == y).sum(1).float().cpu()  # (H,)
+        correct += (grid(x).argmax(-1) == y).sum(1).double().cpu()  # (H,)
     return 100.0 * correct / len(labels)
+
+
+@torch.no_grad()
+def grid_predictions(grid: HeadGrid, feats: torch.Tensor) -> torch.Tensor:
+    """The predicted class of every head for every sample, ``(H, N)`` int64 on the CPU."""
+    grid.eval()
+    return torch.cat([grid(x).argmax(-1).cpu() for x in feats.split(4096)], dim=1)
 
 
 def separate_head(dim: int, classes: int, bn: bool, weight: torch.Tensor) -> nn.Module:
@@ -227,7 +236,9 @@ def train_separate(
     steps_per_epoch = math.ceil(len(feats) / spec.batch_size)
     total = spec.epochs * steps_per_epoch
     heads = []
-    for h, (lr, bn) in enumerate(tqdm(spec.heads(), desc="separate heads", disable=not progress)):
+    for h, (lr, bn) in enumerate(
+        progress_bar(spec.heads(), desc="separate heads", disable=not progress)
+    ):
         head = separate_head(feats.shape[1], classes, bn, weights[h]).to(feats.device)
         opt = torch.optim.SGD(
             head.parameters(),
@@ -250,6 +261,13 @@ def train_separate(
 
 
 @torch.no_grad()
+def head_predictions(head: nn.Module, feats: torch.Tensor) -> torch.Tensor:
+    """The head's predicted class of every sample, ``(N,)`` int64 on the CPU."""
+    head.eval()
+    return torch.cat([head(x).argmax(-1).cpu() for x in feats.split(4096)])
+
+
+@torch.no_grad()
 def head_accuracy(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor) -> float:
     head.eval()
     correct = sum(
@@ -266,6 +284,7 @@ class GridResult:
     heads: list[tuple[float, bool]]
     val_top1: list[float]
     test_top1: list[float]
+    test_predictions: torch.Tensor | None = None  # (H, N): every head's class per test sample
 
     @property
     def best(self) -> int:
@@ -291,5 +310,6 @@ def fast_probe(
     fit_idx, val_idx = held_out_split(len(labels), val_fraction, spec.seed)
     grid = train_grid(feats[fit_idx], labels[fit_idx], spec, classes, progress)
     val = grid_accuracy(grid, feats[val_idx], labels[val_idx])
-    tst = grid_accuracy(grid, *test)
-    return GridResult(spec.heads(), val.tolist(), tst.tolist())
+    preds = grid_predictions(grid, test[0])  # (H, N)
+    tst = 100.0 * (preds == test[1].cpu()).sum(1).double() / len(test[1])
+    return GridResult(spec.heads(), val.tolist(), tst.tolist(), preds)

@@ -23,13 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms as T
-from tqdm.auto import tqdm
 
+from common.errors import UserError
+from common.progress import progress
+from common.workers import loader_workers
 from pretrain.augment import IMAGENET_MEAN, IMAGENET_STD, SmallImageAugment
 from pretrain.lars import LARS
 
 
-class BackboneChangedError(RuntimeError):
+class BackboneChangedError(UserError, RuntimeError):
     """The frozen backbone changed during a linear probe: the result would be a fine-tune."""
 
 
@@ -148,7 +150,7 @@ def train_in_loop(
     epochs = epochs or preset.epochs
     total = epochs * steps_per_epoch
     step = 0
-    bar = tqdm(total=total, desc=f"linear probe ({preset.name}, lr {lr:g})")
+    bar = progress(total=total, desc=f"linear probe ({preset.name}, lr {lr:g})")
     for epoch in range(epochs):
         for x, y in batches(epoch):
             x = x.to(device)
@@ -194,19 +196,25 @@ def tensor_batches(
 def folder_batches(
     folder: torch.utils.data.Dataset, batch: int, seed: int, workers: int = 4
 ) -> tuple[Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]], int]:
-    """Augmented batches of an ImageFolder (its transform is the training crop)."""
+    """Augmented batches of an ImageFolder (its transform is the training crop), loaded by at
+    most one worker process per available CPU (``common.workers.loader_workers``)."""
     batch = min(batch, len(folder))
 
     def batches(epoch: int):
-        gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        loader = torch.utils.data.DataLoader(
-            folder,
-            batch_size=batch,
-            shuffle=True,
-            generator=gen,
-            num_workers=workers,
-            drop_last=True,
-        )
-        yield from loader
+        yield from epoch_loader(folder, batch, seed, epoch, workers)
 
     return batches, max(1, len(folder) // batch)
+
+
+def epoch_loader(
+    folder: torch.utils.data.Dataset, batch: int, seed: int, epoch: int, workers: int
+) -> torch.utils.data.DataLoader:
+    """One epoch of shuffled full batches of ``folder``, seeded by (seed, epoch)."""
+    return torch.utils.data.DataLoader(
+        folder,
+        batch_size=batch,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed * 1000 + epoch),
+        num_workers=loader_workers(workers),
+        drop_last=True,
+    )

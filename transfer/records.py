@@ -1,25 +1,34 @@
-"""Result records: one JSON file per transfer run, ``leaderboards/results/<task>/<run id>.json``.
+"""Result records of transfer runs: one JSON file per run,
+``leaderboards/results/<task>/<run id>.json``.
 
-A record is immutable once written (temp file + ``os.replace``, so a crash never leaves half a
-record) and carries everything that moves its number: model id and revision, the pretraining
-summary from the encoder's config, the task, the full protocol, metrics, seed, git sha,
-hardware and wall time (DESIGN.md, "Result").
+The contract (tasks, required keys, validated atomic write-once) lives in the ``records``
+package; this module adds what needs torch: the hardware a run ran on. A record carries
+everything that moves its number: model id and revision, the pretraining summary (configured
+and trained length), the task, the full protocol, metrics, seed, git sha, hardware, wall time.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import secrets
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hub.provenance import write_json_atomic
+from records.errors import RecordError, RecordExistsError
+from records.write import new_run_id, results_root, write_record
 
-RESULTS_ROOT = Path(os.environ.get("SIAMHUB_RESULTS", "leaderboards/results"))
+__all__ = [
+    "RESULTS_ROOT",
+    "RecordError",
+    "RecordExistsError",
+    "hardware",
+    "run_id",
+    "write_record",
+]
+
+RESULTS_ROOT: Path = results_root()
 
 
 def hardware() -> dict[str, Any]:
@@ -38,30 +47,5 @@ def hardware() -> dict[str, Any]:
 
 
 def run_id(task: str, model_id: str, seed: int) -> str:
-    """``<time>-<model>-s<seed>-<random>``: sortable, safe as a file name, and unique even for
-    runs of the same model and seed finishing in the same second (a sweep's array tasks)."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-s{seed}-{secrets.token_hex(3)}"
-
-
-def write_record(record: dict[str, Any], root: Path | None = None) -> Path:
-    """Write ``record`` atomically to ``<root>/<task>/<run_id>.json`` and return the path."""
-    for key in ("task", "run_id", "model", "protocol", "metrics"):
-        if key not in record:
-            raise ValueError(f"result record lacks '{key}'")
-    folder = Path(root or RESULTS_ROOT) / record["task"]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{record['run_id']}.json"
-    if path.exists():  # records are immutable: never overwrite another run's
-        raise FileExistsError(f"result record {path} exists already; give the run a new run_id")
-    return write_json_atomic(path, record, default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable: {value!r}")
+    """A fresh run id (``records.write.new_run_id``; ``task`` kept for the callers)."""
+    return new_run_id(model_id, seed)

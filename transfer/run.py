@@ -6,6 +6,17 @@ coco_det. With no ``--task`` it runs the embedded default: kNN, the fast linear 
 low-shot and fmnist_det, for the model and for the same architecture at random init; with no
 ``--model`` the model is the latest ``runs/simsiam_resnet18_fmnist-*`` pretraining run. Every
 (model, task) run writes one record ``leaderboards/results/<task>/<run id>.json``.
+
+``--model`` is a local folder (an encoder folder with config.json + model.safetensors, or a
+pretraining run directory with checkpoints/last.pt) or a Hugging Face Hub repo id
+``<org>/<name>``. A value that looks like a path (``./x``, ``runs/x``, ``a/b/c``, ``x.pt``) is
+never sent to the Hub; a Hub id is looked up once (``HF_ENDPOINT``; the local cache when the
+Hub cannot be reached or ``HF_HUB_OFFLINE=1``).
+
+Task options are ``key=value`` arguments, before or after the options (e.g. ``epochs=5
+lrs=(0.1,1.0)``); an unknown key lists the task's valid ones. Errors are one ``error:`` line
+(exit 2). Ctrl-C stops at once (exit 130); the records already written are kept, and the
+same command measures everything again.
 """
 
 from __future__ import annotations
@@ -21,32 +32,62 @@ if __name__ == "__main__":
 
 import torch  # noqa: E402
 
+from common.cli import clear_position, make_parser, note_position, run_cli  # noqa: E402
 from hub.provenance import git_sha  # noqa: E402
-from transfer import records, tasks  # noqa: E402
+from records.length import with_trained  # noqa: E402
+from records.tasks import canonical_metrics  # noqa: E402
+from transfer import artifacts, records, tasks  # noqa: E402
 from transfer.models import LoadedModel, load_model  # noqa: E402
 from transfer.tasks import RunContext, TaskOutput  # noqa: E402
 
 EMBEDDED = ("fmnist_det", "knn", "linear", "lowshot")  # detection first: the longest
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", help=f"one of {', '.join(tasks.MODULES)}; none: the embedded default")
-    p.add_argument("--model", help="Hub repo id, encoder folder, or pretraining run directory")
-    p.add_argument("--revision", help="Hub revision (branch, tag or commit) of --model")
-    p.add_argument("--random-init", action="store_true", help="the architecture at random init")
-    p.add_argument("--seed", type=int, default=0)
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__)
     p.add_argument(
-        "--seeds", type=int, default=1, help="runs with seeds seed..seed+N-1: mean ± std"
+        "--task", help=f"one of {', '.join(tasks.MODULES)}; none: the embedded default (above)"
+    )
+    p.add_argument(
+        "--model",
+        help="Hub repo id <org>/<name>, encoder folder, or pretraining run directory; none: the "
+        "latest runs/simsiam_resnet18_fmnist-* run",
+    )
+    p.add_argument("--revision", help="Hub revision (branch, tag or commit) of a Hub --model")
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="measure the model's architecture at a seeded random init instead of its weights",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the task (and of a random init)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="run seeds seed..seed+N-1 and record their mean ± std (default 1)",
     )
     p.add_argument("--engine", help="detection engine: torchvision (default) or detectron2")
     p.add_argument("--iters", type=int, help="detection: training iterations (small runs)")
     p.add_argument("--short-side", type=int, help="detection: one train/test short side (px)")
-    p.add_argument("--results-dir", type=Path, default=None, help="default leaderboards/results")
-    p.add_argument("--work-dir", type=Path, default=Path("transfer_work"))
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="where records go (default leaderboards/results, or $SIAMHUB_RESULTS)",
+    )
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("transfer_work"),
+        help="scratch space of the tasks, e.g. generated detection data (default transfer_work)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("overrides", nargs="*", help="task options, e.g. lrs=(0.1,1.0) epochs=5")
-    return p.parse_intermixed_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def task_overrides(args: argparse.Namespace) -> list[str]:
@@ -93,7 +134,9 @@ def run_task(
     outputs = []
     for s in range(base_seed, base_seed + seeds):
         ctx.seed = s
-        outputs.append(module.run(model, opts, ctx))
+        out = module.run(model, opts, ctx)
+        out.metrics = canonical_metrics(name, out.metrics)  # the registry's metric names
+        outputs.append(out)
     ctx.seed = base_seed
     record = {
         "run_id": records.run_id(
@@ -101,7 +144,7 @@ def run_task(
         ),
         "task": name,
         "model": {"id": model.model_id, "revision": model.revision, "kind": model.kind},
-        "pretrain": model.pretrain,
+        "pretrain": with_trained(model.pretrain),  # configured and trained length
         "protocol": outputs[0].protocol,
         "metrics": aggregate(outputs),
         "seed": base_seed if seeds == 1 else list(range(base_seed, base_seed + seeds)),
@@ -112,7 +155,10 @@ def run_task(
         "extra": outputs[0].extra if seeds == 1 else [o.extra for o in outputs],
         **(annotations or {}),
     }
-    path = records.write_record(record, ctx.results_root)
+    per_seed = [o.artifacts for o in outputs]  # saved beside the record, listed in it
+    with artifacts.saved_beside(record, per_seed, base_seed, ctx.results_root) as saved:
+        record["artifacts"] = saved
+        path = records.write_record(record, ctx.results_root)
     return record, path
 
 
@@ -139,14 +185,14 @@ def run_embedded(args: argparse.Namespace, ctx: RunContext) -> list[dict]:
         "trained": load_model(args.model, args.revision, seed=args.seed),
         "random init": load_model(args.model, args.revision, random_init=True, seed=args.seed),
     }
-    for name in EMBEDDED:
-        for label, model in models.items():
-            overrides = task_overrides(args) if name == "fmnist_det" else []
-            record, path = run_task(name, model, overrides, ctx)
-            print(
-                f"[{label}] {name}: {headline(record)}  ({record['wall_seconds']:.0f} s) -> {path}"
-            )
-            out.append({"init": label, **record})
+    runs = [(name, label, model) for name in EMBEDDED for label, model in models.items()]
+    for i, (name, label, model) in enumerate(runs, start=1):
+        note_position(f"task {i}/{len(runs)} ({name}, {label})")
+        overrides = task_overrides(args) if name == "fmnist_det" else []
+        record, path = run_task(name, model, overrides, ctx)
+        print(f"[{label}] {name}: {headline(record)}  ({record['wall_seconds']:.0f} s) -> {path}")
+        out.append({"init": label, **record})
+    clear_position()
     print(f"embedded default: {time.perf_counter() - started:.0f} s in all")
     print(format_table(out))
     return out
@@ -181,26 +227,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     if args.task is None:
         return run_embedded(args, ctx)
+    tasks.get(args.task)  # an unknown task is named before any model is loaded
     model = load_model(args.model, args.revision, args.random_init, args.seed)
+    note_position(f"task {args.task}")
     record, path = run_task(args.task, model, task_overrides(args), ctx, args.seeds)
+    clear_position()
     print(f"{args.task}: {headline(record)}  ({record['wall_seconds']:.0f} s)\nrecord: {path}")
     return [record]
 
 
 if __name__ == "__main__":
-    from hub.encoder import EncoderLoadError
-    from pretrain.data import DataError
-    from transfer.detection.coco import COCOError
-    from transfer.detection.engine_detectron2 import Detectron2Missing
-    from transfer.detection.voc import VOCError
-    from transfer.models import ModelError
-    from transfer.probe_loop import BackboneChangedError
-
-    try:
-        main()
-    except (
-        ModelError, tasks.OptionError, DataError, VOCError, COCOError, Detectron2Missing,
-        EncoderLoadError, BackboneChangedError,
-    ) as e:  # fmt: skip
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, "the records already written are kept; re-run the same command to measure again")

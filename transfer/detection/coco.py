@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools.coco import COCO
 
+from common.errors import UserError
 from transfer.detection.records import ImageRecord, coco_to_xyxy
 
 LAYOUT_HELP = (
@@ -27,7 +28,7 @@ LAYOUT_HELP = (
 )
 
 
-class COCOError(RuntimeError):
+class COCOError(UserError, RuntimeError):
     """A COCO tree or JSON that does not follow the official format; names the file."""
 
 

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserError
+from transfer.detection.predictions import COCO_FILE, VOC_FILE, detectron2_voc_rows
 from transfer.tasks import RunContext, TaskOutput
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -30,7 +32,7 @@ INSTALL = (
 )
 
 
-class Detectron2Missing(RuntimeError):
+class Detectron2Missing(UserError, RuntimeError):
     """``--engine detectron2`` asked for, detectron2 not importable."""
 
 
@@ -96,12 +98,38 @@ def _register_datasets(kind: str, root: str) -> None:
             )  # fmt: skip
 
 
+def audited_voc_evaluator(dataset_name: str, out: Path) -> Any:
+    """detectron2's PascalVOCDetectionEvaluator that also writes the per-class detections
+    its VOC07 AP reads (``voc_detections.json``, ``transfer/detection/predictions.py``)."""
+    from detectron2.evaluation import PascalVOCDetectionEvaluator
+    from detectron2.utils import comm
+
+    class AuditedVOCEvaluator(PascalVOCDetectionEvaluator):
+        def evaluate(self):
+            per_rank = comm.gather(self._predictions, dst=0)  # every rank calls, as super's
+            if comm.is_main_process():
+                rows = detectron2_voc_rows(per_rank, self._class_names)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(rows, separators=(",", ":")))
+            return super().evaluate()
+
+    return AuditedVOCEvaluator(dataset_name)
+
+
+def saved_predictions(kind: str, eval_dir: Path) -> dict[str, Any]:
+    """The artifacts of a detectron2 evaluation: COCOEvaluator's
+    ``coco_instances_results.json`` (the list its COCOeval read) or the VOC per-class rows."""
+    if kind == "voc":
+        return {VOC_FILE: json.loads((eval_dir / VOC_FILE).read_text())}
+    return {COCO_FILE: json.loads((eval_dir / "coco_instances_results.json").read_text())}
+
+
 def run(model: Any, opts: Any, ctx: RunContext, kind: str) -> TaskOutput:
     """Export the encoder, fine-tune with detectron2's DefaultTrainer, evaluate."""
     require_detectron2()
     import torch
     from detectron2.engine import DefaultTrainer, launch
-    from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+    from detectron2.evaluation import COCOEvaluator
 
     from hub.export import save_detectron2
 
@@ -128,12 +156,16 @@ def run(model: Any, opts: Any, ctx: RunContext, kind: str) -> TaskOutput:
         cfg.INPUT.MIN_SIZE_TRAIN = (opts.short_side,)
         cfg.INPUT.MIN_SIZE_TEST = opts.short_side
 
+    eval_dir = work / "eval"
+    for stale in (eval_dir / VOC_FILE, eval_dir / "coco_instances_results.json"):
+        stale.unlink(missing_ok=True)  # a previous run's predictions are not this one's
+
     class Trainer(DefaultTrainer):
         @classmethod
         def build_evaluator(cls, cfg, dataset_name, output_folder=None):
             if kind == "voc":
-                return PascalVOCDetectionEvaluator(dataset_name)
-            return COCOEvaluator(dataset_name, output_dir=str(work / "eval"))
+                return audited_voc_evaluator(dataset_name, eval_dir / VOC_FILE)
+            return COCOEvaluator(dataset_name, output_dir=str(eval_dir))
 
     def main() -> None:
         trainer = Trainer(cfg)
@@ -150,4 +182,4 @@ def run(model: Any, opts: Any, ctx: RunContext, kind: str) -> TaskOutput:
         "config_dump": cfg.dump(),
         "weights": "hub/export.py conversion of the encoder",
     }
-    return TaskOutput(protocol, metrics)
+    return TaskOutput(protocol, metrics, artifacts=saved_predictions(kind, eval_dir))

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 from pycocotools import mask as mask_utils
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import pil_to_tensor
-from tqdm.auto import tqdm
 
+from common.images import open_image
+from common.progress import progress
+from common.workers import loader_workers
 from transfer.detection.records import ImageRecord
 from transfer.detection.schedules import DetSchedule
 
@@ -42,9 +43,8 @@ def decode_masks(record: ImageRecord, keep: np.ndarray) -> torch.Tensor:
 
 def load_image(path: str, channels: int) -> torch.Tensor:
     """``(channels, H, W)`` float in [0, 1]; gray images repeat to RGB for RGB encoders."""
-    with Image.open(path) as img:
-        img = img.convert("L" if channels == 1 else "RGB")
-        return pil_to_tensor(img).float().div_(255.0)
+    img = open_image(path, "L" if channels == 1 else "RGB")  # 16-bit scaled, not clipped
+    return pil_to_tensor(img).float().div_(255.0)
 
 
 class DetectionData(Dataset):
@@ -110,6 +110,20 @@ def _collate(batch):
     return [b[0] for b in batch], [b[1] for b in batch]
 
 
+def train_loader(
+    data: DetectionData, usable: list[int], schedule: DetSchedule, seed: int, workers: int
+) -> DataLoader:
+    """The training batches: ``schedule.iters`` batches of the usable records, with at most one
+    worker process per available CPU (``common.workers.loader_workers``)."""
+    return DataLoader(
+        data,
+        batch_size=schedule.batch_size,
+        sampler=IterationSampler(usable, schedule.iters, schedule.batch_size, seed),
+        num_workers=loader_workers(workers),
+        collate_fn=_collate,
+    )
+
+
 @dataclass
 class TrainReport:
     iters: int
@@ -138,13 +152,7 @@ def train(
     if not usable:
         raise ValueError("no training image has an object; check the dataset's annotations")
     data = DetectionData(records, channels, masks, train_on_ignored, flip=True, seed=seed)
-    loader = DataLoader(
-        data,
-        batch_size=schedule.batch_size,
-        sampler=IterationSampler(usable, schedule.iters, schedule.batch_size, seed),
-        num_workers=workers,
-        collate_fn=_collate,
-    )
+    loader = train_loader(data, usable, schedule, seed, workers)
     model.to(device).train()
     model.transform.min_size = tuple(schedule.train_sizes)
     model.transform.max_size = schedule.max_size
@@ -154,7 +162,7 @@ def train(
     )
     started = time.perf_counter()
     losses: dict[str, float] = {}
-    bar = tqdm(loader, total=schedule.iters, desc=f"detection ({schedule.name})", unit="it")
+    bar = progress(loader, total=schedule.iters, desc=f"detection ({schedule.name})", unit="it")
     for it, (images, targets) in enumerate(bar):
         for g in opt.param_groups:
             g["lr"] = schedule.lr_at(it)
@@ -191,7 +199,7 @@ def predict(
     model.transform.min_size = (schedule.test_size,)
     model.transform.max_size = schedule.max_size
     out = []
-    for start in tqdm(range(0, len(records), batch_size), desc="inference", leave=False):
+    for start in progress(range(0, len(records), batch_size), desc="inference", leave=False):
         chunk = records[start : start + batch_size]
         images = [load_image(r.file, channels).to(device) for r in chunk]
         for r, pred in zip(chunk, model(images), strict=True):

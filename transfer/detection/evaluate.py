@@ -25,6 +25,24 @@ from transfer.detection.records import ImageRecord, xyxy_to_coco
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
+def coco_results(detections: Sequence[dict], categories: list[dict]) -> list[dict]:
+    """pycocotools' results format: ``{image_id, category_id, bbox [x, y, w, h], score}``
+    (and ``segmentation`` where a detection has one), 0-based labels mapped back to
+    ``categories``' ids. The list is what the evaluation reads and what a run saves."""
+    results = []
+    for d in detections:
+        r = {
+            "image_id": int(d["image_id"]),
+            "category_id": int(categories[int(d["label"])]["id"]),
+            "bbox": xyxy_to_coco(d["box"]),
+            "score": float(d["score"]),
+        }
+        if "segmentation" in d:
+            r["segmentation"] = d["segmentation"]
+        results.append(r)
+    return results
+
+
 def coco_evaluate(
     gt: COCO,
     detections: Sequence[dict],
@@ -38,21 +56,21 @@ def coco_evaluate(
     ``detections`` carry 0-based labels, mapped back to ``categories``' ids; for
     ``iou_type="segm"`` each also carries a ``segmentation`` (RLE).
     """
-    if not detections:
+    return coco_evaluate_results(gt, coco_results(detections, categories), iou_type, image_ids)
+
+
+def coco_evaluate_results(
+    gt: COCO,
+    results: Sequence[dict],
+    iou_type: str = "bbox",
+    image_ids: Sequence[int] | None = None,
+) -> dict[str, float]:
+    """``coco_evaluate`` of results already in pycocotools' format (``coco_results``); the
+    list is not modified (``loadRes`` adds fields to what it is given, so it gets copies)."""
+    if not results:
         return {k: 0.0 for k in COCO_STATS}
-    results = []
-    for d in detections:
-        r = {
-            "image_id": int(d["image_id"]),
-            "category_id": int(categories[int(d["label"])]["id"]),
-            "bbox": xyxy_to_coco(d["box"]),
-            "score": float(d["score"]),
-        }
-        if iou_type == "segm":
-            r["segmentation"] = d["segmentation"]
-        results.append(r)
     with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(results)
+        dt = gt.loadRes([dict(r) for r in results])
         ev = COCOeval(gt, dt, iou_type)
         if image_ids is not None:
             ev.params.imgIds = list(image_ids)

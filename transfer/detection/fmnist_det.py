@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from pycocotools import mask as mask_utils
-from tqdm.auto import tqdm
 
+from common.progress import progress
 from pretrain.data import load_fashion_mnist
 from transfer.detection.coco import write_coco
 from transfer.detection.records import xyxy_to_coco
@@ -120,7 +120,7 @@ def generate(spec: FmnistDetSpec, out: Path) -> Path:
         (voc_dir / "JPEGImages").mkdir(parents=True, exist_ok=True)
         (out / "coco" / coco_split).mkdir(parents=True, exist_ok=True)
         images, annotations, ids = [], [], []
-        for i in tqdm(range(count), desc=f"fmnist_det {split}", leave=False):
+        for i in progress(range(count), desc=f"fmnist_det {split}", leave=False):
             canvas, objects = compose_canvas(items, labels, spec, rng)
             name = f"{split}_{i:06d}"
             image = Image.fromarray(canvas, mode="L")

@@ -3,13 +3,14 @@ torchvision fine-tune + evaluation, and the protocol recorded with the result.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
 from transfer.detection import engine_torchvision as tv
-from transfer.detection.evaluate import coco_evaluate, voc_evaluate
 from transfer.detection.models import build_detector
+from transfer.detection.predictions import score_detections
 from transfer.detection.records import ImageRecord
 from transfer.detection.schedules import PRESETS
 from transfer.models import LoadedModel
@@ -94,9 +95,15 @@ def run_torchvision(
     coco_gt=None,
     categories: list[dict] | None = None,
     voc_metrics: bool = True,
+    class_names: Sequence[str] | None = None,
 ) -> TaskOutput:
     """Fine-tune on ``train_records``, evaluate on ``test_records`` (COCO AP through
-    pycocotools when ``coco_gt`` is given, VOC07 AP50 and COCO-style AP from the records)."""
+    pycocotools when ``coco_gt`` is given, VOC07 AP50 and COCO-style AP from the records);
+    the detections those numbers come from are the output's artifacts
+    (``transfer/detection/predictions.py``). ``class_names`` default to the categories'."""
+    if class_names is None:
+        class_names = [c["name"] for c in categories] if categories else []
+    class_names = list(class_names) or [str(i) for i in range(num_classes)]
     sched = schedule_of(opts)
     channels = int(model.preprocess.get("input_size", [3])[0])
     before = snapshot(model.encoder.backbone)  # the detector fine-tunes a copy
@@ -108,17 +115,9 @@ def run_torchvision(
     )  # fmt: skip
     dets = tv.predict(detector, test_records, sched, channels, masks, ctx.device)
     check_unchanged(before, model.encoder.backbone)
-    metrics: dict = {}
-    if coco_gt is not None:
-        ids = [r.image_id for r in test_records]
-        box = coco_evaluate(coco_gt, dets, categories, "bbox", ids)
-        metrics.update({f"box_{k}": v for k, v in box.items()})
-        if masks:
-            segm = coco_evaluate(coco_gt, dets, categories, "segm", ids)
-            metrics.update({f"mask_{k}": v for k, v in segm.items()})
-    if voc_metrics:
-        voc = voc_evaluate(test_records, dets, num_classes)
-        metrics.update({f"voc07_{k}": v for k, v in voc.items()})
+    metrics, artifacts = score_detections(
+        test_records, dets, class_names, coco_gt, categories, masks, voc_metrics
+    )
     metrics["train_seconds"] = report.seconds
     protocol = {
         "engine": "torchvision",
@@ -131,4 +130,4 @@ def run_torchvision(
         "evaluators": (["pycocotools COCOeval"] if coco_gt is not None else [])
         + (["VOC07 11-point AP50, AP over IoU 0.50:0.95"] if voc_metrics else []),
     }
-    return TaskOutput(protocol, metrics, {"final_losses": report.final_losses})
+    return TaskOutput(protocol, metrics, {"final_losses": report.final_losses}, artifacts)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
 from transfer.detection.records import ImageRecord, voc_to_xyxy, xyxy_to_voc
 
 VOC_CLASSES = (
@@ -34,7 +35,7 @@ LAYOUT_HELP = (
 )
 
 
-class VOCError(RuntimeError):
+class VOCError(UserError, RuntimeError):
     """A VOC tree or file that does not follow the official layout; names the file."""
 
 

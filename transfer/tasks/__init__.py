@@ -17,12 +17,15 @@ from typing import Any
 
 import torch
 
+from common.errors import UserError
+from records.tasks import TRANSFER_TASKS
 from transfer.features import FeatureCache
 
-MODULES = ("knn", "linear", "lowshot", "fmnist_det", "voc_det", "coco_det")
+# the registry's transfer tasks (records.tasks), one module each: the one list of tasks
+MODULES: tuple[str, ...] = TRANSFER_TASKS
 
 
-class OptionError(ValueError):
+class OptionError(UserError, ValueError):
     """A ``key=value`` override that the task does not have or cannot parse."""
 
 
@@ -44,13 +47,26 @@ class TaskOutput:
     protocol: dict[str, Any]
     metrics: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    # raw predictions behind the metrics, {file name: bytes | text | JSON-able}; written beside
+    # the record and listed in it with their sha256 (transfer/artifacts.py)
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
 
 def get(name: str) -> ModuleType:
     """The task module registered as ``name``."""
     if name not in MODULES:
         raise OptionError(f"unknown task {name!r}; available: {', '.join(MODULES)}")
-    return importlib.import_module(f"transfer.tasks.{name}")
+    module = importlib.import_module(f"transfer.tasks.{name}")
+    if getattr(module, "NAME", None) != name:  # a module out of step with the registry
+        raise RuntimeError(f"transfer/tasks/{name}.py must define NAME = {name!r}")
+    return module
+
+
+def module_files() -> tuple[str, ...]:
+    """The task modules in this folder (every ``*.py`` but this one), sorted: the test that
+    keeps them and ``records.tasks.TRANSFER_TASKS`` one list reads it."""
+    here = Path(__file__).resolve().parent
+    return tuple(sorted(p.stem for p in here.glob("*.py") if not p.stem.startswith("_")))
 
 
 def parse_options(options_cls: type, overrides: list[str]) -> Any:

@@ -64,7 +64,10 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
             raise OptionError("masks=true needs format=coco (VOC XML has no instance masks)")
         train = read_voc(root / "voc", "voc_2007_trainval", FMNIST_CLASSES)
         test = read_voc(root / "voc", "voc_2007_test", FMNIST_CLASSES)
-        out = run_torchvision(model, opts, ctx, train, test, len(FMNIST_CLASSES), False, True)
+        out = run_torchvision(
+            model, opts, ctx, train, test, len(FMNIST_CLASSES), False, True,
+            class_names=FMNIST_CLASSES,
+        )  # fmt: skip
     else:
         raise OptionError(f"format must be 'coco' or 'voc', got {opts.format!r}")
     out.protocol["dataset"] = {

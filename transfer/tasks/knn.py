@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 
 from pretrain.knn import knn_predict
+from transfer.artifacts import prediction_table, top1_percent
 from transfer.features import FMNIST_ROOT, DataSpec
 from transfer.models import LoadedModel
 from transfer.tasks import RunContext, TaskOutput
@@ -32,10 +33,11 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
     bank_n = F.normalize(bank.to(device), dim=1)  # (N, D)
     query_n = F.normalize(query.to(device), dim=1)  # (Q, D)
     num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
-    metrics = {}
+    metrics, columns = {}, {}
     for k in opts.ks:
         preds = knn_predict(query_n, bank_n, bank_labels.to(device), num_classes, int(k), opts.t)
-        metrics[f"top1_k{k}"] = 100.0 * (preds.cpu() == query_labels).float().mean().item()
+        columns[f"pred_k{k}"] = preds.cpu()
+        metrics[f"top1_k{k}"] = top1_percent(preds.cpu(), query_labels.cpu())
     protocol = {
         **ctx.cache.protocol(model, spec),
         "bank": spec.describe("train", len(bank_labels)),
@@ -45,4 +47,5 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
         "ks": list(opts.ks),
         "t": opts.t,
     }
-    return TaskOutput(protocol, metrics)
+    table = prediction_table(query_labels.cpu(), columns)
+    return TaskOutput(protocol, metrics, artifacts={"predictions.csv": table})

@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from transfer.artifacts import prediction_table, top1_percent
 from transfer.features import FMNIST_ROOT, DataSpec, load_split
 from transfer.models import LoadedModel
 from transfer.probe import (
     GridSpec,
     fast_probe,
     head_accuracy,
+    head_predictions,
     held_out_split,
     resolve_precision,
 )
@@ -94,13 +96,17 @@ def _fast(model: LoadedModel, opts: Options, spec: DataSpec, ctx: RunContext) ->
         "train_split": spec.describe("train", len(train[1])),
         "test_split": spec.describe("test", len(test[1])),
     }
+    preds = result.test_predictions[best]
     metrics = {
-        "top1": result.test_top1[best],
+        "top1": top1_percent(preds, test[1].cpu()),  # = result.test_top1[best]
         "val_top1": result.val_top1[best],
         "best_lr": lr,
         "best_bn": bn,
     }
-    return TaskOutput(protocol, metrics, {"grid": result.table()})
+    table = prediction_table(test[1].cpu(), {"pred": preds})
+    return TaskOutput(
+        protocol, metrics, {"grid": result.table()}, artifacts={"predictions.csv": table}
+    )
 
 
 def _paper(model: LoadedModel, opts: Options, spec: DataSpec, ctx: RunContext) -> TaskOutput:
@@ -148,5 +154,7 @@ def _paper(model: LoadedModel, opts: Options, spec: DataSpec, ctx: RunContext) -
     else:
         lr = preset.base_lr * preset.batch_size / 256
     head = fit(None, lr)
-    metrics.update({"top1": head_accuracy(head.cpu(), *test), "lr": lr})
-    return TaskOutput(protocol, metrics)
+    preds = head_predictions(head.cpu(), test[0].cpu())
+    metrics.update({"top1": top1_percent(preds, test[1].cpu()), "lr": lr})
+    table = prediction_table(test[1].cpu(), {"pred": preds})
+    return TaskOutput(protocol, metrics, artifacts={"predictions.csv": table})

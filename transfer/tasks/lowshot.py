@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from transfer.artifacts import prediction_table
 from transfer.features import FMNIST_ROOT, DataSpec
 from transfer.models import LoadedModel
 from transfer.probe import GridSpec, fast_probe, resolve_precision
@@ -36,7 +37,7 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
     before = snapshot(model.encoder.backbone)
     feats, labels = ctx.cache.get(model, spec, "train")
     test = ctx.cache.get(model, spec, "test")
-    metrics, subsets, grids = {}, {}, {}
+    metrics, subsets, grids, columns = {}, {}, {}, {}
     for pct in opts.percents:
         idx = load_subset(opts.dataset, int(pct), labels, ctx.seed)
         steps_per_epoch = -(-int(len(idx) * (1 - opts.val_fraction)) // opts.batch_size)
@@ -50,7 +51,8 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
         )
         result = fast_probe((feats[idx], labels[idx]), test, grid, opts.val_fraction)
         best = result.best
-        metrics[f"top1_{pct}pct"] = result.test_top1[best]
+        metrics[f"top1_{pct}pct"] = result.test_top1[best]  # = top1_percent of the column
+        columns[f"pred_{pct}pct"] = result.test_predictions[best]
         metrics[f"best_lr_{pct}pct"], metrics[f"best_bn_{pct}pct"] = result.heads[best]
         shipped = shipped_path(opts.dataset, int(pct))
         subsets[f"{pct}pct"] = {
@@ -71,4 +73,5 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
         "test_split": spec.describe("test", len(test[1])),
         "backbone_unchanged_check": "passed",
     }
-    return TaskOutput(protocol, metrics, {"grids": grids})
+    table = prediction_table(test[1].cpu(), columns)
+    return TaskOutput(protocol, metrics, {"grids": grids}, artifacts={"predictions.csv": table})

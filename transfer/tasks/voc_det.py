@@ -34,7 +34,9 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
     for i, r in enumerate(train):
         r.image_id = i  # unique over 2007 + 2012
     test = read_voc(opts.data_root, opts.test_set)
-    out = run_torchvision(model, opts, ctx, train, test, len(VOC_CLASSES), False, True)
+    out = run_torchvision(
+        model, opts, ctx, train, test, len(VOC_CLASSES), False, True, class_names=VOC_CLASSES
+    )
     out.protocol["dataset"] = {
         "root": opts.data_root,
         "train": list(opts.train_sets),

@@ -1,0 +1,152 @@
+"""Validation of one result record: what the boards need to render it.
+
+``validate(data)`` returns the record's per-seed samples or raises :class:`RecordError` with
+the first problem in words (``missing key 'metrics.voc07_AP50'``). The boards flag a record
+that fails; ``records.write`` refuses to write one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from records.errors import RecordError
+from records.tasks import KNOWN_TASKS, get, is_number
+
+ABLATION_STRINGS = ("method", "variant", "expect")
+ABLATION_BOOLS = ("collapsed", "reproduced")
+
+Samples = tuple[tuple[int | None, dict[str, Any]], ...]
+
+
+def _need(data: dict, key: str, types: type | tuple, what: str, where: str = "") -> Any:
+    if key not in data:
+        raise RecordError(f"missing key '{where}{key}'")
+    value = data[key]
+    if not isinstance(value, types) or (types is not bool and isinstance(value, bool)):
+        raise RecordError(f"'{where}{key}' must be {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _need_number(data: dict, key: str, where: str = "") -> float:
+    if key not in data:
+        raise RecordError(f"missing key '{where}{key}'")
+    if not is_number(data[key]):
+        raise RecordError(
+            f"'{where}{key}' must be a number, got {type(data[key]).__name__} {data[key]!r}"
+        )
+    return data[key]
+
+
+def _optional(data: dict, key: str, types: type | tuple, what: str, where: str = "") -> None:
+    if data.get(key) is not None:
+        _need(data, key, types, what, where)
+
+
+def samples(data: dict) -> Samples:
+    """Split a record into per-seed metric dicts (a list ``seed``: one per ``per_seed`` entry)."""
+    seed, metrics = data.get("seed"), data["metrics"]
+    if isinstance(seed, list):
+        per_seed = metrics.get("per_seed")
+        if not isinstance(per_seed, list) or len(per_seed) != len(seed):
+            raise RecordError(
+                f"'seed' is a list of {len(seed)} seeds but 'metrics.per_seed' is not a list of "
+                f"{len(seed)} metric dicts (a multi-seed run must keep each seed's metrics)"
+            )
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in seed):
+            raise RecordError(f"'seed' must be an int or a list of ints, got {seed!r}")
+        for i, m in enumerate(per_seed):
+            if not isinstance(m, dict):
+                raise RecordError(f"'metrics.per_seed[{i}]' must be an object, got {m!r}")
+        return tuple(zip(seed, per_seed, strict=True))
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise RecordError(f"'seed' must be an int or a list of ints, got {seed!r}")
+    return ((seed, {k: v for k, v in metrics.items() if k != "per_seed"}),)
+
+
+def _check_trained(pretrain: dict) -> None:
+    trained = pretrain.get("trained")
+    if trained is None:
+        return
+    _need(pretrain, "trained", dict, "an object", "pretrain.")
+    _need(trained, "steps", int, "an int", "pretrain.trained.")
+    _need_number(trained, "epochs", "pretrain.trained.")
+    _need(trained, "stopped_early", bool, "true or false", "pretrain.trained.")
+
+
+def _check_run(data: dict) -> None:
+    """Transfer and pretraining records (``transfer/run.py``, ``pretrain/sweep.py``)."""
+    spec = get(data["task"])
+    _need(data, "run_id", str, "a string")
+    model = _need(data, "model", dict, "an object")
+    _need(model, "kind", str, "a string", "model.")
+    pretrain = _need(data, "pretrain", dict, "an object")
+    _optional(pretrain, "backbone", dict, "an object", "pretrain.")
+    _optional(pretrain, "method", str, "a string", "pretrain.")
+    _check_trained(pretrain)
+    _need(data, "protocol", dict, "an object")
+    _need(data, "metrics", dict, "an object")
+    _optional(data, "git_sha", str, "a string")
+    _optional(data, "hardware", dict, "an object")
+    _optional(data, "finished_at", str, "a string")
+    sweep = data.get("sweep")
+    if sweep is not None:
+        _need(data, "sweep", dict, "an object")
+        _need(sweep, "id", str, "a string", "sweep.")
+        _need(sweep, "axis", str, "a string", "sweep.")
+        if "value" not in sweep:
+            raise RecordError("missing key 'sweep.value'")
+    multi = isinstance(data.get("seed"), list)
+    for i, (_, metrics) in enumerate(samples(data)):
+        where = f"metrics.per_seed[{i}]." if multi else "metrics."
+        for keys in spec.required:
+            if len(keys) == 1:
+                _need_number(metrics, keys[0], where)
+            elif not any(is_number(metrics.get(k)) for k in keys):
+                first, *others = keys
+                alternatives = ", ".join(f"'{where}{k}'" for k in others)
+                raise RecordError(f"missing key '{where}{first}' (or {alternatives})")
+
+
+def _check_ablation(data: dict) -> None:
+    """Collapse-ablation records (``pretrain/ablate.py``): numbers at the top level."""
+    for key in ABLATION_STRINGS:
+        _need(data, key, str, "a string")
+    for (key,) in get("ablation").required:
+        _need_number(data, key)
+    for key in ABLATION_BOOLS:
+        _need(data, key, bool, "true or false")
+    _need(data, "seed", int, "an int")
+    for key in ("run_id", "claim", "source", "git_sha", "date"):
+        _optional(data, key, str, "a string")
+    for key in ("steps", "batch_size"):
+        _optional(data, key, int, "an int")
+    _optional(data, "knn_protocol", dict, "an object")
+    _optional(data, "not_reproduced_because", list, "a list of strings")
+    curve = data.get("curve")
+    if curve is not None:
+        if not isinstance(curve, list):
+            raise RecordError(f"'curve' must be a list of rows, got {type(curve).__name__}")
+        for i, row in enumerate(curve):
+            if not isinstance(row, dict) or not is_number(row.get("step")):
+                raise RecordError(f"'curve[{i}]' must be an object with a numeric 'step'")
+
+
+def validate(data: Any) -> Samples:
+    """Check one parsed record; return its per-seed samples or raise RecordError."""
+    if not isinstance(data, dict):
+        raise RecordError(f"not a JSON object (the file holds a {type(data).__name__})")
+    if "task" not in data:
+        if data.get("kind") == "collapse_ablation":
+            raise RecordError(
+                "missing key 'task' (an old collapse_ablation record: regenerate it with "
+                "python pretrain/ablate.py, which writes task 'ablation')"
+            )
+        raise RecordError(f"missing key 'task' (known: {', '.join(KNOWN_TASKS)})")
+    task = data["task"]
+    if not isinstance(task, str) or task not in KNOWN_TASKS:
+        raise RecordError(f"unknown task {task!r} (known: {', '.join(KNOWN_TASKS)})")
+    if get(task).kind == "ablation":
+        _check_ablation(data)
+        return ((data["seed"], {}),)
+    _check_run(data)
+    return samples(data)
