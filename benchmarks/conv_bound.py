@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -43,12 +41,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import pretrain_throughput as tp  # noqa: E402
-
-from pretrain.train import autocast_dtype  # noqa: E402
+from benchmarks import pretrain_throughput as tp
+from pretrain.train import autocast_dtype
 
 CONV_OPS = {"forward": "convolution", "backward": "convolution_backward"}
 

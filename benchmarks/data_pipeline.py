@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,11 +46,9 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
-
-from pretrain.config import DEFAULT_RECIPE, load_config  # noqa: E402
-from pretrain.data import pretrain_loader  # noqa: E402
-from pretrain.train import Trainer  # noqa: E402
+from pretrain.config import DEFAULT_RECIPE, load_config
+from pretrain.data import pretrain_loader
+from pretrain.train import Trainer
 
 TARGET = 1.5
 

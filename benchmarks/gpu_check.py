@@ -40,10 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a plain checkout too
+from hub.provenance import git_sha, write_json_atomic
 
-from hub.provenance import git_sha, write_json_atomic  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PATHS = ("train_steps", "ddp", "data_pipeline", "detection", "throughput")
 BUDGET_S = {  # hard per-path limits (GPU: 400 s in all); a path over its budget is killed
@@ -159,9 +158,9 @@ def child(args: argparse.Namespace) -> int:
     """One path, in this process: its record goes to ``args.result`` whatever happens."""
     import traceback
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
-        import gpu_check_paths as paths  # torch and the project: an import error is a failure
+        # torch and the project: an import error is a failure
+        from benchmarks import gpu_check_paths as paths
 
         ctx = paths.context(args.dry_run, Path(args.work) / args.path, Path(args.fmnist))
         figures, info = paths.PATH_FUNCTIONS[args.path](ctx)

@@ -26,20 +26,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import data_pipeline as dp  # noqa: E402
-import pretrain_throughput as tp  # noqa: E402
-
-from pretrain.config import load_config  # noqa: E402
-from pretrain.data import FMNIST_FILES, DataError, load_fashion_mnist, pretrain_loader  # noqa: E402
-from pretrain.methods import build_method  # noqa: E402
-from pretrain.optim import build_optimizer  # noqa: E402
-from pretrain.train import Trainer, autocast_dtype  # noqa: E402
-from slurm import dist as sdist  # noqa: E402
-from slurm.syncbn import CpuSyncBatchNorm, convert_sync_batchnorm  # noqa: E402
-from transfer.records import hardware  # noqa: E402
+from benchmarks import data_pipeline as dp
+from benchmarks import pretrain_throughput as tp
+from common.datasets import FMNIST_FILES, DataError, load_fashion_mnist
+from pretrain.config import load_config
+from pretrain.data import pretrain_loader
+from pretrain.methods import build_method
+from pretrain.optim import build_optimizer
+from pretrain.train import Trainer, autocast_dtype
+from slurm import dist as sdist
+from slurm.syncbn import CpuSyncBatchNorm, convert_sync_batchnorm
+from transfer.run_records import hardware
 
 Figures = dict[str, float]
 Info = dict[str, Any]

@@ -29,18 +29,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from transfer.features import FMNIST_ROOT, DataSpec, FeatureCache  # noqa: E402
-from transfer.models import ModelError, latest_run, load_model  # noqa: E402
-from transfer.probe import (  # noqa: E402
+from transfer.features import FMNIST_ROOT, DataSpec, FeatureCache
+from transfer.models import ModelError, latest_run, load_model
+from transfer.probe import (
     GridSpec,
     grid_accuracy,
     head_accuracy,
@@ -48,7 +45,7 @@ from transfer.probe import (  # noqa: E402
     train_grid,
     train_separate,
 )
-from transfer.records import hardware  # noqa: E402
+from transfer.run_records import hardware
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -54,7 +54,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -67,13 +66,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout too
-
-from hub.backbones import create_backbone  # noqa: E402
-from pretrain.config import Config, load_config  # noqa: E402
-from pretrain.methods import build_method  # noqa: E402
-from pretrain.optim import build_optimizer  # noqa: E402
-from pretrain.train import Trainer, autocast_dtype  # noqa: E402
+from hub.backbones import create_backbone
+from pretrain.config import Config, load_config
+from pretrain.methods import build_method
+from pretrain.optim import build_optimizer
+from pretrain.train import Trainer, autocast_dtype
 
 try:
     import lightly

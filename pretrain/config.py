@@ -30,6 +30,7 @@ from typing import Any
 
 from common.errors import UserError
 from hub.backbones import STEMS, BackboneSpec
+from records.verdict import Z_COLLAPSED_BELOW
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 DEFAULT_RECIPE = "simsiam_resnet18_fmnist"
@@ -137,7 +138,7 @@ class MonitorConfig:
     knn_queries: int = 2000  # held-out labelled images queried
     knn_k: int = 20
     knn_t: float = 0.07
-    collapse_threshold: float = 0.2  # z-std × √d below this means collapsed
+    collapse_threshold: float = Z_COLLAPSED_BELOW  # z-std × √d below this: collapsed
 
 
 @dataclass

@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from pretrain.augment import normalize_small
+from common.knn import embed, knn_top1
+from common.transforms import normalize_small
 from pretrain.config import Config
 from pretrain.data import labelled_split
-from pretrain.knn import embed, knn_top1
 from pretrain.methods import build_method
 
 DISPLAY = {"simsiam": "SimSiam", "byol": "BYOL", "mocov3": "MoCo v3"}

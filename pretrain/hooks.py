@@ -8,16 +8,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
 from common.files import atomic_write_text
+from common.knn import embed, embed_dataset, knn_top1
 from common.progress import progress
-from pretrain.augment import normalize_small
+from common.transforms import normalize_small
+from hub.publish import RUN_ENCODER, encoder_from_training, run_results
 from pretrain.checkpoint import LAST, atomic_save
-from pretrain.knn import embed, embed_dataset, knn_top1
 from pretrain.monitors import collapse_stats, is_collapsed
 
 EVAL_COLLAPSE_KEYS = ("z_std_sqrt_d", "m_o", "m_r", "r_over_o")  # logged with an "_eval" suffix
@@ -246,7 +247,8 @@ class ProgressBar(Hook):
 
 
 class Checkpointer(Hook):
-    """Atomic ``checkpoints/last.pt`` every ``train.ckpt_every`` steps and at the end."""
+    """Atomic ``checkpoints/last.pt`` every ``train.ckpt_every`` steps and at the end, each
+    with the hub encoder folder beside it (``write_encoder``), so a killed run has one too."""
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         every = trainer.cfg.train.ckpt_every
@@ -256,8 +258,24 @@ class Checkpointer(Hook):
     @staticmethod
     def save(trainer: Trainer) -> Path:
         path = trainer.ckpt_dir / LAST
-        atomic_save(trainer.state_dict(), path)
+        state = trainer.state_dict()
+        atomic_save(state, path)
+        write_encoder(state, trainer.run_dir)
         return path
+
+
+def write_encoder(state: dict[str, Any], run_dir: Path) -> Path:
+    """``<run dir>/encoder/``: the run's encoder as ``hub/publish.py`` builds it
+    (``hub.publish.encoder_from_training``), saved with ``Encoder.save_pretrained``; what
+    ``transfer/run.py --model <run dir>`` and ``Encoder.from_pretrained`` load. Carries the
+    final kNN result once summary.json has one."""
+    results = [
+        {k: v for k, v in r.items() if k != "record"}  # the card's link to a copy not made here
+        for r in run_results(run_dir)
+    ]
+    encoder, _ = encoder_from_training(state, results=results, log=None)
+    encoder.save_pretrained(run_dir / RUN_ENCODER)
+    return run_dir / RUN_ENCODER
 
 
 def default_hooks() -> list[Hook]:

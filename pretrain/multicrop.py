@@ -28,9 +28,11 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from pretrain.augment import IMAGENET_MEAN, IMAGENET_STD, SmallImageAugment
+from common.datasets import image_folder, load_fashion_mnist
+from common.image_stats import IMAGENET_MEAN, IMAGENET_STD
+from common.small_augment import SmallImageAugment
 from pretrain.config import Config, ConfigError
-from pretrain.data import FolderTwoViews, TensorTwoViews, image_folder, load_fashion_mnist
+from pretrain.data import FolderTwoViews, TensorTwoViews
 
 MULTICROP_AUGMENTS = {"small_dino": "fashion_mnist", "dino": "imagefolder"}
 # (blur p, solarize p) of global crop 1, global crop 2 and every local crop (repository).

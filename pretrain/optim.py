@@ -1,7 +1,7 @@
 """Optimizers and parameter groups built from the config.
 
 - ``sgd``: SGD with momentum (SimSiam §4 "Optimizer").
-- ``lars``: ``pretrain.lars.LARS`` (BYOL App. C; MoCo v3 ResNet-50).
+- ``lars``: ``common.lars.LARS`` (BYOL App. C; MoCo v3 ResNet-50).
 - ``adamw``: AdamW with torch's default betas (MoCo v3 ViT, repository ``main_moco.py``).
 
 Groups come from the method (``param_groups(fix_pred_lr)``: encoder, predictor with
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.lars import LARS
 from pretrain.config import Config, ConfigError
-from pretrain.lars import LARS
 
 OPTIMIZERS = ("sgd", "lars", "adamw")
 

@@ -153,5 +153,10 @@ def submit(cfg: Config, args: argparse.Namespace, run_dir: Path) -> dict | None:
     return summary
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script ``siamhub-pretrain`` (``main`` returns the summary; exit 0)."""
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,4 +1,5 @@
-"""The end of a run on rank 0: the final kNN report, the collapse-curve plot and summary.json.
+"""The end of a run on rank 0: the final kNN report, the collapse-curve plot, summary.json and
+the run's hub encoder folder ``encoder/`` (``pretrain.hooks.write_encoder``).
 
 summary.json records the configured length (``configured_epochs``: the recipe's, which the
 schedules span) and the trained one (``trained``: steps, epochs, stopped_early), which differ
@@ -13,7 +14,7 @@ from typing import Any
 
 from common.files import atomic_write_json
 from pretrain.evaluate import final_knn_report, format_report
-from pretrain.hooks import EVAL_COLLAPSE_KEYS
+from pretrain.hooks import EVAL_COLLAPSE_KEYS, write_encoder
 from pretrain.plots import plot_collapse_curves
 from pretrain.train import Trainer
 from records.length import trained_block
@@ -62,7 +63,9 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
     )
     summary["wall_seconds"] = time.perf_counter() - started
     atomic_write_json(run_dir / "summary.json", summary)
+    encoder = write_encoder(trainer.state_dict(), run_dir)  # now with the final kNN result
     print(
-        f"run directory: {run_dir}  (summary.json, metrics.jsonl, {plot.name}, checkpoints/last.pt)"
+        f"run directory: {run_dir}  (summary.json, metrics.jsonl, {plot.name}, "
+        f"checkpoints/last.pt, {encoder.name}/)"
     )
     return summary

@@ -1,5 +1,6 @@
-"""The cluster flags every submitting command shares (``pretrain/run.py``, ``pretrain/sweep.py``):
-a preset, ``--cluster``, one flag per resource that overrides it, and the requeue limit."""
+"""The cluster flags every submitting command shares (``pretrain/run.py``,
+``experiments/sweep.py``): a preset, ``--cluster``, one flag per resource that overrides it,
+and the requeue limit."""
 
 from __future__ import annotations
 

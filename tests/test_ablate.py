@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from pretrain import ablate
-from pretrain.ablate import BY_NAME, MATRIX, judge
+from experiments import ablate, ablation_run
+from experiments.ablation_matrix import BY_NAME, MATRIX
+from experiments.ablation_run import judge
 
 
 def rec(z, knn_z, knn_h=80.0, init_h=75.0) -> dict:
@@ -44,16 +45,18 @@ def test_matrix_covers_the_claims_of_the_recipes():
 
 def small_runs(monkeypatch) -> None:
     small = ["monitor.knn_bank=256", "monitor.knn_queries=64", "train.batch_size=64"]
-    monkeypatch.setattr(ablate, "FAST", [*ablate.FAST, *small])
-    monkeypatch.setattr(ablate, "BATCH", 64)
-    monkeypatch.setattr(ablate, "TRAIN_IMAGES", 512)
-    monkeypatch.setattr(ablate, "DEFAULT_STEPS", 2)  # the matrix's length, in these tests
+    monkeypatch.setattr(ablation_run, "FAST", [*ablation_run.FAST, *small])
+    monkeypatch.setattr(ablation_run, "BATCH", 64)
+    monkeypatch.setattr(ablation_run, "TRAIN_IMAGES", 512)
+    monkeypatch.setattr(ablation_run, "DEFAULT_STEPS", 2)  # the matrix's length, in these tests
 
 
 def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
     small_runs(monkeypatch)
     out = tmp_path / "results"
-    r = ablate.run_variant(BY_NAME["no_stop_grad"], 0, 2, out, str(tiny_fmnist), tmp_path / "w")
+    r = ablation_run.run_variant(
+        BY_NAME["no_stop_grad"], 0, 2, out, str(tiny_fmnist), tmp_path / "w"
+    )
     on_disk = json.loads((out / "simsiam-no_stop_grad-seed0.json").read_text())
     assert on_disk == json.loads(json.dumps(r))
     for key in ("method", "variant", "seed", "knn_z", "knn_h", "init_knn_z", "init_knn_h",
@@ -67,16 +70,16 @@ def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
     assert [row["step"] for row in curve][0] == 0 and curve[-1]["step"] == 2
     assert curve[0]["knn_z"] == on_disk["init_knn_z"] and curve[-1]["knn_z"] == on_disk["knn_z"]
     assert curve[-1]["z_std_sqrt_d"] == on_disk["z_std_sqrt_d"]
-    table = ablate.format_table(ablate.summarize([r]))
+    table = ablation_run.format_table(ablation_run.summarize([r]))
     assert "no_stop_grad" in table and "collapse" in table
 
 
 def test_a_longer_reading_sits_beside_the_matrix_record(tiny_fmnist, tmp_path, monkeypatch):
     small_runs(monkeypatch)
     out, work = tmp_path / "results", tmp_path / "w"
-    ablate.run_variant(BY_NAME["simsiam"], 0, 2, out, str(tiny_fmnist), work)
+    ablation_run.run_variant(BY_NAME["simsiam"], 0, 2, out, str(tiny_fmnist), work)
     matrix_record = (out / "simsiam-simsiam-seed0.json").read_bytes()
-    longer = ablate.run_variant(BY_NAME["simsiam"], 0, 3, out, str(tiny_fmnist), work)
+    longer = ablation_run.run_variant(BY_NAME["simsiam"], 0, 3, out, str(tiny_fmnist), work)
     assert sorted(p.name for p in out.glob("*.json")) == [
         "simsiam-simsiam-seed0-3steps.json",
         "simsiam-simsiam-seed0.json",

@@ -1,11 +1,11 @@
 """The stop-gradient and predictor claims of SimSiam, through the ablation benchmark (slow).
 
-Five runs of ``pretrain/ablate.py``'s matrix at seed 0, in the benchmark's longer reading
+Five runs of ``experiments/ablate.py``'s matrix at seed 0, in the benchmark's longer reading
 (``--steps 1500``, the narrow recipe; about 2 minutes each, 11 in all on 2 CPU cores; at the
 matrix's 300 steps SimSiam has not yet passed its random init and the spread has not yet fallen
 below 0.2): the SimSiam baseline, the constant-lr predictor, and the three
 variants the paper says collapse (no stop-gradient, no predictor, fixed random predictor).
-Each claim is asserted in the two parts the benchmark judges (``ablate.judge``): the spread
+Each claim is asserted in the two parts the benchmark judges (``ablation_run.judge``): the spread
 z-std × √d and kNN. A part that does not reproduce at this scale is marked
 ``xfail(strict=True)`` with the figures the benchmark measured at seed 0 (runs use one thread
 and fixed seeds, so they repeat on one machine), and turns into a failure the day it holds;
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from pretrain.ablate import (
-    BY_NAME,
+from experiments.ablation_matrix import BY_NAME
+from experiments.ablation_run import (
     CHANCE,
     COLLAPSED_BELOW,
     HEALTHY_ABOVE,

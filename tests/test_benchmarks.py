@@ -8,7 +8,8 @@ the other side, is the optional ``bench`` extra) for each method on a tiny backb
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,14 +17,23 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ["conv_bound", "data_pipeline", "gpu_check", "linear_probe", "pretrain_throughput"]
 
 
 def load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses resolve their annotations through it
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_benchmark_runs_as_a_script_from_the_repository_root(name):
+    """``python benchmarks/<name>.py`` imports the project and its sibling benchmarks through the
+    installed packages (``benchmarks`` is one), never through a ``sys.path`` edit."""
+    for module in (ROOT / "benchmarks").glob("*.py"):
+        assert "sys.path" not in module.read_text(), module.name
+    command = [sys.executable, f"benchmarks/{name}.py", "--help"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("usage:")
 
 
 @pytest.mark.parametrize("method", ["simsiam", "byol", "mocov3"])

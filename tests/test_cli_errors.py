@@ -23,8 +23,8 @@ from tests.hub_servers import client_env, free_port
 ROOT = Path(__file__).resolve().parents[1]
 CLIS = {
     "transfer.run": "transfer/run.py",
-    "pretrain.sweep": "pretrain/sweep.py",
-    "pretrain.ablate": "pretrain/ablate.py",
+    "experiments.sweep": "experiments/sweep.py",
+    "experiments.ablate": "experiments/ablate.py",
     "leaderboards.build": "leaderboards/build.py",
     "hub.publish": "hub/publish.py",
     "hub.export": "hub/export.py",
@@ -54,7 +54,8 @@ def test_help_is_the_whole_docstring_and_every_option_says_what_it_does(module: 
 
 
 def test_help_lists_the_choices() -> None:
-    from pretrain import ablate, sweep
+    from experiments import ablate, sweep
+    from experiments.ablation_matrix import MATRIX
     from pretrain.config import available_recipes
     from transfer import run, tasks
 
@@ -62,11 +63,11 @@ def test_help_lists_the_choices() -> None:
     sweep_help = _words(sweep.build_parser().format_help())
     assert all(r in sweep_help for r in available_recipes())
     ablate_help = ablate.build_parser().format_help()
-    assert all(v.name in ablate_help for v in ablate.MATRIX)
+    assert all(v.name in ablate_help for v in MATRIX)
 
 
 def test_sweep_takes_options_after_overrides() -> None:
-    from pretrain import sweep
+    from experiments import sweep
 
     args = sweep.parse_args(
         ["--recipe", "simsiam_resnet18_fmnist", "train.epochs=1", "--batch-sizes", "32,64",
@@ -77,10 +78,10 @@ def test_sweep_takes_options_after_overrides() -> None:
 
 
 def test_error_classes_are_user_errors_and_keep_their_base() -> None:
+    from experiments.sweep_plan import SweepError
     from hub.encoder import EncoderLoadError
     from hub.zoo import ZooError
-    from leaderboards.records import RecordError
-    from pretrain.sweep import SweepError
+    from leaderboards.record_set import RecordError
     from transfer.detection.coco import COCOError
     from transfer.detection.engine_detectron2 import Detectron2Missing
     from transfer.detection.voc import VOCError
@@ -103,8 +104,8 @@ def test_known_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     env = client_env(f"http://127.0.0.1:{free_port()}", tmp_path / "hf")
     commands = {
         "transfer/run.py": (["--task", "segmentation"], "unknown task 'segmentation'"),
-        "pretrain/sweep.py": (["--recipe", "simsiam_resnet18_fmnist"], "nothing to sweep"),
-        "pretrain/ablate.py": (["--variants", "no_such"], "unknown variant(s) ['no_such']"),
+        "experiments/sweep.py": (["--recipe", "simsiam_resnet18_fmnist"], "nothing to sweep"),
+        "experiments/ablate.py": (["--variants", "no_such"], "unknown variant(s) ['no_such']"),
         "leaderboards/build.py": (["--results", "missing"], "results folder missing"),
         "hub/publish.py": (["runs/gone", "--repo-id", "a/b"], "runs/gone is neither"),
         "hub/export.py": (["runs/gone", "out.pkl"], "no such file or folder: runs/gone"),
@@ -132,7 +133,7 @@ def test_known_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_in_ablation_says_which_run_and_exits_130(tmp_path: Path, monkeypatch, capsys):
-    from pretrain import ablate
+    from experiments import ablate
 
     done = {"z_std_sqrt_d": 1.0, "knn_z": 50.0, "knn_h": 60.0, "init_knn_h": 40.0}
     calls = []
@@ -197,7 +198,7 @@ def test_ctrl_c_in_a_sweep_says_which_point_and_that_rerunning_resumes(tiny_fmni
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, str(ROOT / "pretrain" / "sweep.py"), *args],
+        [sys.executable, "-c", LAUNCH, str(ROOT / "experiments" / "sweep.py"), *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -7,16 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from common.datasets import DataError, image_folder, load_fashion_mnist, read_idx
 from pretrain.config import ConfigError
-from pretrain.data import (
-    DataError,
-    EpochBatchSampler,
-    image_folder,
-    load_fashion_mnist,
-    pretrain_dataset,
-    pretrain_loader,
-    read_idx,
-)
+from pretrain.data import EpochBatchSampler, pretrain_dataset, pretrain_loader
 from tests.conftest import tiny_config, write_idx
 
 

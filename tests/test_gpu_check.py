@@ -3,7 +3,7 @@ records a crash, a hang or a non-finite figure as a failure (exit code 1) while 
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import subprocess
@@ -21,10 +21,7 @@ SKIP_REASONS = {"throughput": "lightly is not installed", "detection": "torchvis
 
 
 def load_gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("benchmarks.gpu_check")
 
 
 def alive(pid: int) -> bool:
@@ -144,15 +141,9 @@ def test_a_non_finite_or_non_numeric_figure_is_an_error():
         gc.check_figures({"ok": True})
 
 
-def test_without_fashion_mnist_a_synthetic_set_of_the_same_format_stands_in(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "gpu_check_paths", ROOT / "benchmarks" / "gpu_check_paths.py"
-    )
-    paths = importlib.util.module_from_spec(spec)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # the module adds benchmarks/ to it
-    monkeypatch.setitem(sys.modules, "gpu_check_paths", paths)  # its dataclass resolves here
-    spec.loader.exec_module(paths)
-    from pretrain.data import load_fashion_mnist
+def test_without_fashion_mnist_a_synthetic_set_of_the_same_format_stands_in(tmp_path):
+    from benchmarks import gpu_check_paths as paths
+    from common.datasets import load_fashion_mnist
 
     root = paths.fashion_mnist(tmp_path / "missing", tmp_path)
     assert root == tmp_path / paths.SYNTHETIC

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transfer import records
+from transfer import run_records as records
 
 WRITERS = 32
 

@@ -1,4 +1,4 @@
-"""Sweeps (``pretrain/sweep.py``): the points and their lr rule, resumability, and a batch-size
+"""Sweeps (``experiments/sweep.py``): the points and their lr rule, resumability, and a batch-size
 sweep as one job array on the real dev Slurm cluster, interrupted and completed."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from experiments import sweep, sweep_plan
 from leaderboards.build import build
-from pretrain import sweep
 from pretrain.config import ConfigError, load_config
 
-BATCH = sweep.BATCH_KEY
+BATCH = sweep_plan.BATCH_KEY
 
 TINY_SWEEP = [
     "model.width=8",
@@ -51,7 +51,7 @@ def records(results: Path, task: str) -> dict[str, dict]:
 
 
 def test_points_are_the_product_of_the_axes_for_each_recipe():
-    spec = sweep.SweepSpec(
+    spec = sweep_plan.SweepSpec(
         "s", ["a", "b"], {"train.batch_size": ["64", "128"], "optim.base_lr": ["0.1", "0.2"]}
     )
     points = spec.points()
@@ -64,18 +64,20 @@ def test_points_are_the_product_of_the_axes_for_each_recipe():
     ("per_process", "micro", "accum"), [(256, 0, 1), (256, 256, 1), (256, 100, 4), (96, 40, 3)]
 )
 def test_accumulation_uses_the_fewest_even_micro_batches(per_process, micro, accum):
-    assert sweep.accum_steps_for(per_process, micro) == accum
+    assert sweep_plan.accum_steps_for(per_process, micro) == accum
     assert per_process % accum == 0 and (micro == 0 or per_process // accum <= micro)
 
 
 @pytest.mark.parametrize("scaling", ["linear", "sqrt"])
 def test_lr_rule_per_batch_size(scaling):
     """Linear: lr = base × B/256 (SimSiam Table 2); sqrt: base × √(B/256)."""
-    spec = sweep.SweepSpec("s", ["simsiam_resnet18_fmnist"], {"train.batch_size": ["64", "1024"]})
+    spec = sweep_plan.SweepSpec(
+        "s", ["simsiam_resnet18_fmnist"], {"train.batch_size": ["64", "1024"]}
+    )
     spec.lr_scaling = scaling
     base = load_config("simsiam_resnet18_fmnist").optim.base_lr
     for point in spec.points():
-        cfg = load_config(point.recipe, sweep.point_overrides(spec, point, world_size=1))
+        cfg = load_config(point.recipe, sweep_plan.point_overrides(spec, point, world_size=1))
         batch = cfg.train.batch_size
         expected = base * (batch / 256 if scaling == "linear" else math.sqrt(batch / 256))
         assert cfg.init_lr == pytest.approx(expected)
@@ -84,26 +86,26 @@ def test_lr_rule_per_batch_size(scaling):
 
 
 def test_a_batch_that_does_not_fit_becomes_gradient_accumulation():
-    spec = sweep.SweepSpec(
+    spec = sweep_plan.SweepSpec(
         "s", ["simsiam_resnet18_fmnist"], {"train.batch_size": ["512"]}, micro_batch=128
     )
     (point,) = spec.points()
-    cfg = load_config(point.recipe, sweep.point_overrides(spec, point, world_size=2))
+    cfg = load_config(point.recipe, sweep_plan.point_overrides(spec, point, world_size=2))
     assert cfg.train.accum_steps == 2  # 256 per process, at most 128 per forward
 
 
 def test_bad_sweeps_are_refused_before_anything_runs(tmp_path):
-    with pytest.raises(sweep.SweepError, match="nothing to sweep"):
+    with pytest.raises(sweep_plan.SweepError, match="nothing to sweep"):
         sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--sweep-dir", str(tmp_path)])
-    with pytest.raises(sweep.SweepError, match="positive integers"):
+    with pytest.raises(sweep_plan.SweepError, match="positive integers"):
         sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64,big"])
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64",
                     "--transfer", "nope"])  # fmt: skip
-    with pytest.raises(sweep.SweepError, match="linear.*epochs|epochs"):
+    with pytest.raises(sweep_plan.SweepError, match="linear.*epochs|epochs"):
         sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64",
                     "--transfer", "linear", "--transfer-opt", "linear:epochs=many"])  # fmt: skip
-    with pytest.raises(sweep.SweepError, match="TASK:KEY=VALUE"):
+    with pytest.raises(sweep_plan.SweepError, match="TASK:KEY=VALUE"):
         sweep.main(["--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "64",
                     "--transfer", "knn", "--transfer-opt", "linear:epochs=2"])  # fmt: skip
     with pytest.raises(ConfigError, match="optim.no_such_key"):
@@ -135,10 +137,10 @@ def test_in_process_sweep_writes_records_and_resumes_only_what_is_missing(tiny_f
 
     # an interrupted point: its kNN record and done-marker never got written
     point = folder / "batch_size-64"
-    progress = json.loads((point / sweep.PROGRESS).read_text())
+    progress = json.loads((point / sweep_plan.PROGRESS).read_text())
     Path(progress.pop("knn")).unlink()
-    (point / sweep.PROGRESS).write_text(json.dumps(progress))
-    (point / sweep.DONE).unlink()
+    (point / sweep_plan.PROGRESS).write_text(json.dumps(progress))
+    (point / sweep_plan.DONE).unlink()
     kept = {p: p.stat().st_mtime_ns for p in results.rglob("*.json")}
     third = sweep.main(args)
     assert third["submitted"] == ["batch_size-64"] and third["done"] == ["batch_size-32"]
@@ -149,13 +151,13 @@ def test_in_process_sweep_writes_records_and_resumes_only_what_is_missing(tiny_f
 
 def test_another_sweep_in_the_same_folder_is_refused(tiny_fmnist, tmp_path):
     folder, results = tmp_path / "sweep", tmp_path / "results"
-    sweep.plan(
+    sweep_plan.plan(
         sweep.spec_from_args(
             sweep.parse_args(cli(tiny_fmnist, folder, results, "--batch-sizes", "32"))
         ),
         folder,  # fmt: skip
     )
-    with pytest.raises(sweep.SweepError, match="train.batch_size.*another --name"):
+    with pytest.raises(sweep_plan.SweepError, match="train.batch_size.*another --name"):
         sweep.main(cli(tiny_fmnist, folder, results, "--batch-sizes", "64"))
 
 
@@ -187,14 +189,14 @@ def test_batch_size_sweep_as_one_slurm_array_interrupted_and_completed(
 
     # interrupt the sweep once its first point is done: cancel the whole array
     deadline = time.time() + 240
-    while not sweep.is_done(folder / "batch_size-16"):
+    while not sweep_plan.is_done(folder / "batch_size-16"):
         assert time.time() < deadline, (folder / "submitit").rglob("*.err")
         time.sleep(0.5)
     subprocess.run(["scancel", ids[0].split("_")[0]], check=True)
     while squeue(ids):
         time.sleep(0.5)
     done_before = [
-        p for p in ("16", "32", "64", "128") if sweep.is_done(folder / f"batch_size-{p}")
+        p for p in ("16", "32", "64", "128") if sweep_plan.is_done(folder / f"batch_size-{p}")
     ]
     assert "16" in done_before and len(done_before) < 4
     kept = {p: p.read_bytes() for p in results.rglob("*.json")}
@@ -203,7 +205,7 @@ def test_batch_size_sweep_as_one_slurm_array_interrupted_and_completed(
     missing = [f"batch_size-{b}" for b in ("16", "32", "64", "128") if b not in done_before]
     assert second["submitted"] == missing
     assert sorted(second["done"]) == sorted(f"batch_size-{b}" for b in done_before)
-    assert all(sweep.is_done(folder / p) for p in missing)
+    assert all(sweep_plan.is_done(folder / p) for p in missing)
 
     pre, knn = records(results, "pretrain"), records(results, "knn")
     assert sorted(r["sweep"]["value"] for r in pre.values()) == [16, 32, 64, 128]
@@ -240,8 +242,8 @@ def test_two_swept_keys_run_their_product_and_render(tiny_fmnist, tmp_path):
     assert r["sweep"]["value"] in r["sweep"]["values"] and len(r["sweep"]["values"]) == 4
     built = build(results, tmp_path / "boards")
     assert not built.flagged
-    page = (tmp_path / "boards" / "batch_size_sweep.md").read_text()
-    assert all(f"results/pretrain/{name}" in page for name in pre)  # every point is linked
+    rows = "".join(p.read_text() for p in (tmp_path / "boards" / "rows").glob("sweep-*.md"))
+    assert all(f"results/pretrain/{name}" in rows for name in pre)  # every point: its row page
 
 
 def test_local_submitit_sweep_runs_each_point_as_a_job(tiny_fmnist, tmp_path):
@@ -275,7 +277,7 @@ def test_local_submitit_sweep_runs_each_point_as_a_job(tiny_fmnist, tmp_path):
 def test_sweep_id_is_the_whole_spec():
     """Name + hash of the canonical spec: the length, an override or the lr rule make another
     sweep; the order of the shared overrides and a repeated key's earlier value do not."""
-    base = sweep.SweepSpec("s", ["simsiam_resnet18_fmnist"], {BATCH: ["32", "64"]})
+    base = sweep_plan.SweepSpec("s", ["simsiam_resnet18_fmnist"], {BATCH: ["32", "64"]})
     assert base.sweep_id().startswith("s-") and len(base.sweep_id()) == len("s-") + 8
     ids = {
         base.sweep_id(),
@@ -286,7 +288,7 @@ def test_sweep_id_is_the_whole_spec():
         replace(base, name="mine").sweep_id(),
     }
     assert len(ids) == 6
-    assert base.sweep_id() == sweep.SweepSpec(**asdict(base)).sweep_id()  # stable
+    assert base.sweep_id() == sweep_plan.SweepSpec(**asdict(base)).sweep_id()  # stable
     a = replace(base, overrides=["train.max_steps=4", "optim.base_lr=0.1"])
     b = replace(base, overrides=["optim.base_lr=0.2", "optim.base_lr=0.1", "train.max_steps=4"])
     assert a.sweep_id() == b.sweep_id()

@@ -14,6 +14,7 @@ import torch
 from hub.backbones import BackboneSpec
 from hub.encoder import Encoder
 from pretrain.checkpoint import atomic_save
+from pretrain.hooks import write_encoder
 from pretrain.methods import build_method
 from tests.conftest import tiny_config
 from transfer import run as transfer_run
@@ -39,12 +40,13 @@ def encoder_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def run_dir(tmp_path: Path, tiny_fmnist: Path) -> Path:
-    """A pretraining run directory as pretrain/run.py leaves it (checkpoint + config)."""
+    """A pretraining run directory as pretrain/run.py leaves it (checkpoint + encoder folder)."""
     cfg = tiny_config(tiny_fmnist)
     model = build_method(cfg)
     run = tmp_path / "runs" / "simsiam_resnet18_fmnist-20260101-000000"
     ckpt = {"model": model.state_dict(), "config": cfg.to_dict(), "step": 4, "epoch": 0.5}
     atomic_save(ckpt, run / "checkpoints/last.pt")
+    write_encoder(ckpt, run)
     return run
 
 
@@ -76,6 +78,15 @@ def test_model_sources(run_dir: Path, encoder_dir: Path, monkeypatch) -> None:
     assert load_model(None).model_id == run_dir.name  # the latest embedded run
 
 
+def test_a_run_dir_without_its_encoder_folder_names_the_fix(run_dir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(run_dir / "encoder")
+    with pytest.raises(ModelError, match="pretrain/run.py --run-dir") as e:
+        load_model(str(run_dir))
+    assert "hub/publish.py" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_bad_models_name_the_fix(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ModelError, match="checkpoints/last.pt"):
         load_model(str(tmp_path))
@@ -91,7 +102,10 @@ def test_bad_models_name_the_fix(tmp_path: Path, monkeypatch) -> None:
 def test_knn_linear_lowshot_records(encoder_dir: Path, tiny_fmnist: Path, tmp_path) -> None:
     data = f"data_root={tiny_fmnist}"
     (knn,) = _run(["--task", "knn", "--model", str(encoder_dir), data], tmp_path)
-    assert set(knn["metrics"]) == {"top1_k20", "top1_k200"}
+    assert set(knn["metrics"]) == {"top1_k20", "top1_k200"} | {
+        "raw_pixels_top1_k20",  # the model-free baseline on the same bank and queries
+        "raw_pixels_top1_k200",
+    }
     assert knn["protocol"]["t"] == 0.07 and knn["protocol"]["ks"] == [20, 200]
     (lin,) = _run(
         ["--task", "linear", "--model", str(encoder_dir), data, "epochs=20", "lrs=(0.1,1.0)"],

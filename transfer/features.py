@@ -3,7 +3,8 @@
 Datasets: ``fashion_mnist`` (the IDX files of Debian's ``dataset-fashion-mnist``; the whole
 28 px image, no crop) and ``imagefolder`` (``<root>/train/<class>/<image>`` and
 ``<root>/val/<class>/<image>``, the ImageNet layout; resize 256 / center crop 224, the SimSiam
-and MoCo v3 linear-evaluation crop, RECIPES.md). Features are the backbone's pooled output
+and MoCo v3 linear-evaluation crop, SimSiam App. A; the encoder's timm ``pretrained_cfg``
+when it has one: ``common.transforms.eval_transform``). Features are the backbone's pooled output
 (pool5 for a ResNet) in eval mode; every task of a run reuses them (``FeatureCache``).
 """
 
@@ -16,9 +17,9 @@ from typing import Any
 
 import torch
 
-from pretrain.augment import imagenet_eval_transform, normalize_small
-from pretrain.data import DataError, image_folder, load_fashion_mnist
-from pretrain.knn import embed, embed_dataset
+from common.datasets import DataError, image_folder, load_fashion_mnist
+from common.knn import embed, embed_dataset
+from common.transforms import eval_transform, normalize_small
 
 FMNIST_ROOT = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
 DATASETS = ("fashion_mnist", "imagefolder")
@@ -42,8 +43,16 @@ def eval_crop(dataset: str, size: int) -> str:
     return f"resize {round(size * 256 / 224)} / center crop {size}"
 
 
-def load_split(spec: DataSpec, split: str, size: int, in_chans: int) -> tuple[Any, torch.Tensor]:
-    """(images or a dataset, labels) of ``split`` ('train' or 'test')."""
+def load_split(
+    spec: DataSpec,
+    split: str,
+    size: int,
+    in_chans: int,
+    pretrained_cfg: dict[str, Any] | None = None,
+) -> tuple[Any, torch.Tensor]:
+    """(images or a dataset, labels) of ``split`` ('train' or 'test'); an image folder is
+    cropped as the encoder's timm ``pretrained_cfg`` says (resize 256 / center crop 224 without
+    one)."""
     if spec.dataset == "fashion_mnist":
         return load_fashion_mnist(spec.root, split)
     if spec.dataset == "imagefolder":
@@ -54,7 +63,7 @@ def load_split(spec: DataSpec, split: str, size: int, in_chans: int) -> tuple[An
                 f"{root} not found; an imagefolder dataset is <root>/train/<class>/<image> and "
                 "<root>/val/<class>/<image> (the ImageNet layout)"
             )
-        folder = image_folder(root, transform=imagenet_eval_transform(size))
+        folder = image_folder(root, transform=eval_transform(pretrained_cfg, size))
         return folder, torch.tensor(folder.targets)
     raise DataError(f"unknown dataset {spec.dataset!r}; available: {', '.join(DATASETS)}")
 
@@ -94,7 +103,7 @@ class FeatureCache:
             cfg = model.preprocess
             size = int(cfg.get("input_size", [3, 224, 224])[-1])
             in_chans = int(cfg.get("input_size", [3])[0])
-            data, labels = load_split(spec, split, size, in_chans)
+            data, labels = load_split(spec, split, size, in_chans, cfg)
             feats = extract(
                 model.encoder.backbone, data, size, in_chans, self.device, desc=f"features {split}"
             )

@@ -1,20 +1,22 @@
 """Resolve ``--model`` to a frozen encoder: a Hub repo id, a local encoder folder, or a pretraining
-run directory (``checkpoints/last.pt`` plus its config), and with no model the embedded
-default's latest run under ``runs/``.
+run directory (its ``encoder/`` folder, which every run writes beside ``checkpoints/last.pt``),
+and with no model the embedded default's latest run under ``runs/``.
 
 A value that looks like a path (``common.paths.looks_like_path``: ``./x``, ``runs/x``, ``a/b/c``,
 ``x.pt`` ...) is never sent to the Hub: when it does not exist the error says so and names the
 closest existing folders. A Hub id that cannot be fetched (offline, unreachable, no such repo)
-fails at once with one line (``hub.encoder.load_from_hub``). A run directory's checkpoint is
-read weights-only (``pretrain.checkpoint.read_checkpoint``): it may come from anyone.
+fails at once with one line (``hub.encoder.load_from_hub``). Encoder folders hold safetensors
+and JSON only: loading one runs nothing of it.
 
 ``random_init=True`` gives the same architecture at a seeded random initialization (the
-baseline every result of the embedded run is shown beside).
+baseline every result of the embedded run is shown beside), built from the encoder's
+``config.json``; with no run at all, from the embedded default recipe's ``[model]`` table.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,13 @@ import torch
 
 from common.errors import UserError
 from common.paths import closest_names, looks_like_path, missing_path_message
+from hub.backbones import BackboneSpec
 from hub.encoder import Encoder, HubUnavailable, load_from_hub
-from hub.importer import import_checkpoint
-from pretrain.checkpoint import read_checkpoint
+from hub.publish import RUN_ENCODER
 
 DEFAULT_RUNS = Path(os.environ.get("SIAMHUB_RUNS", "runs"))
 DEFAULT_RECIPE = "simsiam_resnet18_fmnist"
+RECIPES = Path(__file__).resolve().parents[1] / "pretrain" / "recipes"  # data files, not code
 
 
 class ModelError(UserError, RuntimeError):
@@ -95,21 +98,16 @@ def pretrain_summary(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_run_dir(run_dir: Path) -> Encoder:
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    meta = read_checkpoint(ckpt)  # weights-only (older checkpoints' numpy RNG state allowed)
-    encoder, _ = import_checkpoint(meta)
-    recipe = encoder.ssl.get("recipe") or {}
-    dataset = (recipe.get("data") or {}).get("dataset")
-    if dataset:  # the run's preprocessing (e.g. Fashion-MNIST statistics at 28 px)
-        from hub.encoder import encoder_config
-
-        config = encoder_config(encoder.spec, {**encoder.ssl, "dataset": dataset}, 0)
-        config["num_features"] = encoder.num_features
-        encoder.config = config
+    """The encoder folder a training run writes beside its checkpoint (``<run dir>/encoder/``)."""
+    folder = run_dir / RUN_ENCODER
+    if not (folder / "config.json").is_file():
+        raise ModelError(
+            f"{run_dir} has checkpoints/last.pt but no encoder folder {RUN_ENCODER}/; write it "
+            f"with 'python pretrain/run.py --run-dir {run_dir}' (resuming writes it) or "
+            f"'python hub/publish.py {run_dir} --out {folder}'"
+        )
+    encoder = Encoder.from_pretrained(str(folder))
     encoder.config["ssl"]["source"] = f"run directory {run_dir.name}"
-    # How far the checkpoint got (a run may be evaluated before its recipe's last epoch).
-    encoder.config["ssl"]["trained_steps"] = meta.get("step")
-    encoder.config["ssl"]["trained_epochs"] = meta.get("epoch")
     return encoder
 
 
@@ -148,14 +146,19 @@ def _from_hub(model: str, revision: str | None) -> Encoder:
 
 
 def default_architecture() -> Encoder:
-    """The embedded default recipe's encoder architecture (weights: torch's current RNG)."""
-    from hub.backbones import BackboneSpec
-    from pretrain.config import load_config
-
-    cfg = load_config(DEFAULT_RECIPE, [])
-    ssl = {"method": cfg.method.name, "recipe_name": cfg.recipe, "dataset": cfg.data.dataset}
-    ssl["source"] = f"architecture of the {cfg.recipe} recipe"
-    return Encoder.from_spec(BackboneSpec(**cfg.to_dict()["model"]), ssl=ssl)
+    """The embedded default recipe's encoder architecture (weights: torch's current RNG), from
+    the recipe file's ``[model]`` table (``BackboneSpec``: the config section and the hub's
+    architecture are one dataclass)."""
+    with (RECIPES / f"{DEFAULT_RECIPE}.toml").open("rb") as f:
+        recipe = tomllib.load(f)
+    recipe_name = recipe.get("recipe", DEFAULT_RECIPE)
+    ssl = {
+        "method": recipe["method"]["name"],
+        "recipe_name": recipe_name,
+        "dataset": recipe["data"]["dataset"],
+        "source": f"architecture of the {recipe_name} recipe",
+    }
+    return Encoder.from_spec(BackboneSpec(**recipe["model"]), ssl=ssl)
 
 
 def load_model(

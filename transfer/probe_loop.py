@@ -3,7 +3,8 @@ training images (RandomResizedCrop + flip), the linear head learns, and afterwar
 checks that no backbone weight or BN statistic changed (the sanity check of SimSiam's and
 MoCo v3's ``main_lincls.py``).
 
-Presets (RECIPES.md and the authors' repositories; learning rates scale as base × batch/256):
+Presets (docs/recipes.md, "Evaluation protocols", and the authors' repositories; learning
+rates scale as base × batch/256):
 - ``simsiam``: LARS (trust 0.001), batch 4096, base lr 0.1 (repository; the paper's 0.02 is
   what works in their JAX code, simsiam#13), cosine, 90 epochs, wd 0, momentum 0.9, eval
   resize 256 / center crop 224.
@@ -25,10 +26,11 @@ from torch import nn
 from torchvision import transforms as T
 
 from common.errors import UserError
+from common.image_stats import IMAGENET_MEAN, IMAGENET_STD
+from common.lars import LARS
 from common.progress import progress
+from common.small_augment import SmallImageAugment
 from common.workers import loader_workers
-from pretrain.augment import IMAGENET_MEAN, IMAGENET_STD, SmallImageAugment
-from pretrain.lars import LARS
 
 
 class BackboneChangedError(UserError, RuntimeError):

@@ -23,22 +23,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from common.cli import clear_position, make_parser, note_position, run_cli  # noqa: E402
-from hub.provenance import git_sha  # noqa: E402
-from records.length import with_trained  # noqa: E402
-from records.tasks import canonical_metrics  # noqa: E402
-from transfer import artifacts, records, tasks  # noqa: E402
-from transfer.models import LoadedModel, load_model  # noqa: E402
-from transfer.tasks import RunContext, TaskOutput  # noqa: E402
+from common.cli import clear_position, make_parser, note_position, run_cli
+from hub.provenance import git_sha
+from records.length import with_trained
+from records.tasks import canonical_metrics
+from transfer import artifacts, tasks
+from transfer import run_records as records
+from transfer.models import LoadedModel, load_model
+from transfer.tasks import RunContext, TaskOutput
 
 EMBEDDED = ("fmnist_det", "knn", "linear", "lowshot")  # detection first: the longest
 
@@ -236,5 +233,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return [record]
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command: ``main`` with the project's error path (console script siamhub-transfer)."""
     run_cli(main, "the records already written are kept; re-run the same command to measure again")
+
+
+if __name__ == "__main__":
+    cli()

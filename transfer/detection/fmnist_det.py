@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from common.datasets import load_fashion_mnist
 from common.progress import progress
-from pretrain.data import load_fashion_mnist
 from transfer.detection.coco import write_coco
 from transfer.detection.records import xyxy_to_coco
 from transfer.detection.voc import write_annotation

@@ -1,5 +1,5 @@
 """torchvision detectors on our encoder's ResNet backbone, as close to the MoCo protocol as
-torchvision allows (RECIPES.md, "Detection transfer").
+torchvision allows (docs/recipes.md, "Detection transfer").
 
 - ``c4``: the R50-C4 design of detectron2 that MoCo and SimSiam use. stem..res4 is the
   backbone (one stride-16 feature map, or stride 8 with the small stem at stride 2); RoIAlign
@@ -27,6 +27,8 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from common.image_stats import IMAGENET_MEAN, IMAGENET_STD
 
 VARIANTS = ("c4", "fpn")
 
@@ -94,8 +96,8 @@ def build_detector(
     num_classes: int,
     variant: str = "c4",
     masks: bool = False,
-    image_mean: tuple[float, ...] = (0.485, 0.456, 0.406),
-    image_std: tuple[float, ...] = (0.229, 0.224, 0.225),
+    image_mean: tuple[float, ...] = IMAGENET_MEAN,
+    image_std: tuple[float, ...] = IMAGENET_STD,
     min_size: tuple[int, ...] = (800,),
     max_size: int = 1333,
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512),

@@ -1,7 +1,7 @@
 """Detection fine-tuning schedules: the MoCo protocol's as presets, scaled by batch size.
 
-MoCo / SimSiam (RECIPES.md, "Detection transfer"): 16 images per batch, base lr 0.02, SGD
-momentum 0.9, weight decay 1e-4 (detectron2's default), linear warmup, lr × 0.1 at each step.
+MoCo / SimSiam (docs/recipes.md, "Detection transfer"): 16 images per batch, base lr 0.02,
+SGD momentum 0.9, weight decay 1e-4 (detectron2's default), linear warmup, lr × 0.1 at each step.
 - ``voc_24k``: 24k iterations, steps 18k/22k, 100 warmup iterations, train short side
   480–800 step 32, test 800 (max long side 1333).
 - ``coco_1x``: 90k iterations, steps 60k/80k, train short side 640–800 step 32, test 800

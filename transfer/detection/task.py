@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from common.image_stats import IMAGENET_MEAN, IMAGENET_STD
 from transfer.detection import engine_torchvision as tv
 from transfer.detection.models import build_detector
 from transfer.detection.predictions import score_detections
@@ -67,8 +68,8 @@ def build(model: LoadedModel, opts: DetOptions, num_classes: int, masks: bool, s
         num_classes,
         opts.variant,
         masks,
-        image_mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-        image_std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+        image_mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        image_std=tuple(cfg.get("std", IMAGENET_STD)),
         min_size=tuple(sched.train_sizes),
         max_size=sched.max_size,
         anchor_sizes=tuple(int(a) for a in opts.anchor_sizes),

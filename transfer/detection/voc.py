@@ -3,9 +3,9 @@
 ``<root>/VOCdevkit/VOC2007/{Annotations/<id>.xml, ImageSets/Main/<split>.txt,
 JPEGImages/<id>.jpg}`` (and ``VOC2012``). Dataset names follow detectron2's:
 ``voc_2007_trainval``, ``voc_2012_trainval``, ``voc_2007_test``; the MoCo protocol trains on
-07+12 trainval and tests on 07 test (RECIPES.md). Boxes are 1-based inclusive pixel corners
-in the XML and 0-based continuous ``xyxy`` in memory; ``<difficult>1</difficult>`` objects are
-kept and flagged (the VOC evaluator ignores them).
+07+12 trainval and tests on 07 test (docs/recipes.md, "Detection transfer"). Boxes are
+1-based inclusive pixel corners in the XML and 0-based continuous ``xyxy`` in memory;
+``<difficult>1</difficult>`` objects are kept and flagged (the VOC evaluator ignores them).
 """
 
 from __future__ import annotations

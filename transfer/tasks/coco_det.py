@@ -1,8 +1,8 @@
-"""COCO detection and instance segmentation, the MoCo protocol (RECIPES.md): Mask R-CNN R50-C4
-fine-tuned on ``train2017``, evaluated on ``val2017`` by pycocotools (box and mask AP, AP50,
-AP75); the 1x schedule (90k iterations at batch 16, ``schedule=coco_1x``), scaled by
-``batch_size``. ``data_root`` holds ``annotations/instances_{train,val}2017.json``,
-``train2017/`` and ``val2017/``."""
+"""COCO detection and instance segmentation, the MoCo protocol (docs/recipes.md, "Detection
+transfer"): Mask R-CNN R50-C4 fine-tuned on ``train2017``, evaluated on ``val2017`` by
+pycocotools (box and mask AP, AP50, AP75); the 1x schedule (90k iterations at batch 16,
+``schedule=coco_1x``), scaled by ``batch_size``. ``data_root`` holds
+``annotations/instances_{train,val}2017.json``, ``train2017/`` and ``val2017/``."""
 
 from __future__ import annotations
 

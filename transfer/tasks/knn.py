@@ -1,16 +1,21 @@
 """kNN classification on frozen features: cosine similarity, the k nearest training features
 vote with weight exp(sim / T) (Wu et al. 2018; k 20 and 200, T 0.07 as the common protocols,
-RECIPES.md). Batched top-k on the device (``pretrain/knn.py``)."""
+docs/recipes.md, "Evaluation protocols"). Batched top-k on the device (``common/knn.py``).
+Beside the encoder's features, the same vote on the normalized, flattened pixels
+(``raw_pixels_top1_k<k>``, fashion_mnist: data held as image tensors) gives the model-free
+baseline of the kNN board."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 
-from pretrain.knn import knn_predict
+from common.knn import knn_predict
+from common.transforms import normalize_small
 from transfer.artifacts import prediction_table, top1_percent
-from transfer.features import FMNIST_ROOT, DataSpec
+from transfer.features import FMNIST_ROOT, DataSpec, load_split
 from transfer.models import LoadedModel
 from transfer.tasks import RunContext, TaskOutput
 
@@ -23,6 +28,17 @@ class Options:
     data_root: str = FMNIST_ROOT
     ks: tuple = (20, 200)
     t: float = 0.07
+
+
+def raw_pixels(spec: DataSpec, device: torch.device) -> tuple[torch.Tensor, ...] | None:
+    """(bank, queries): normalized, flattened, l2-normalized pixels of data held as image
+    tensors (fashion_mnist), in the splits' order; None for an image folder."""
+    bank, _ = load_split(spec, "train", 0, 1)
+    query, _ = load_split(spec, "test", 0, 1)
+    if not isinstance(bank, torch.Tensor) or not isinstance(query, torch.Tensor):
+        return None
+    flat = [normalize_small(x, x.shape[-1], 1).flatten(1) for x in (bank, query)]
+    return tuple(F.normalize(x.to(device), dim=1) for x in flat)
 
 
 def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
@@ -38,6 +54,11 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
         preds = knn_predict(query_n, bank_n, bank_labels.to(device), num_classes, int(k), opts.t)
         columns[f"pred_k{k}"] = preds.cpu()
         metrics[f"top1_k{k}"] = top1_percent(preds.cpu(), query_labels.cpu())
+    raw = raw_pixels(spec, device)  # the model-free baseline, same bank, queries, k and T
+    for k in opts.ks if raw else ():
+        preds = knn_predict(raw[1], raw[0], bank_labels.to(device), num_classes, int(k), opts.t)
+        columns[f"raw_pixels_pred_k{k}"] = preds.cpu()
+        metrics[f"raw_pixels_top1_k{k}"] = top1_percent(preds.cpu(), query_labels.cpu())
     protocol = {
         **ctx.cache.protocol(model, spec),
         "bank": spec.describe("train", len(bank_labels)),

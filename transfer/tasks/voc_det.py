@@ -1,7 +1,8 @@
-"""PASCAL VOC detection, the MoCo protocol (RECIPES.md): Faster R-CNN R50-C4 fine-tuned on
-``voc_2007_trainval`` + ``voc_2012_trainval``, evaluated on ``voc_2007_test`` with the VOC07
-11-point AP50 and COCO-style AP/AP75; 24k iterations at batch 16 (``schedule=voc_24k``),
-scaled by ``batch_size``. ``--seeds 5`` reports the mean ± std of five runs (the papers').
+"""PASCAL VOC detection, the MoCo protocol (docs/recipes.md, "Detection transfer"): Faster
+R-CNN R50-C4 fine-tuned on ``voc_2007_trainval`` + ``voc_2012_trainval``, evaluated on
+``voc_2007_test`` with the VOC07 11-point AP50 and COCO-style AP/AP75; 24k iterations at
+batch 16 (``schedule=voc_24k``), scaled by ``batch_size``. ``--seeds 5`` reports the mean ± std
+of five runs (the papers').
 ``data_root`` holds ``VOCdevkit/VOC2007`` and ``VOCdevkit/VOC2012``."""
 
 from __future__ import annotations

@@ -1,57 +1,30 @@
-"""The collapse-ablation benchmark: ``python pretrain/ablate.py [--variants a,b] [--seeds 0,1,2]``.
+"""One collapse-ablation run: a variant's narrow, short config, the training with the collapse
+and kNN monitors, its judged result record; the table and scatter plot over runs.
 
-Runs a named matrix of ablation variants (``MATRIX``) of SimSiam, BYOL and MoCo v3 on the
-embedded Fashion-MNIST default, several seeds each, and writes one JSON result record per run
-under ``--out`` (default ``leaderboards/results/ablation/``), each with its collapse curve
-(z-std × √d, rank, m_o, loss, and kNN every 100 steps), then prints a table and draws
-``ablation.png`` (final z-std × √d against kNN on z, one point per run) under ``--work``
-(default ``runs/ablation/``, beside the run directories). ``leaderboards/build.py`` renders the
-records as the collapse-ablation board.
-
-Every run is short so the whole matrix fits a CPU: the Fashion-MNIST recipe of its method with
-a narrow backbone (ResNet-18 at width 16), small heads, batch 128 and ``--steps`` steps
-(default 300) whose schedules span exactly those steps. kNN top-1 (k 20, T 0.07, cosine) is
-measured on a fixed bank of 5,000 training images and 1,000 test queries, on the backbone
-features h and on the projector output z, at step 0 (the random-init baseline: the very
-weights the run starts from), every 100 steps, and at the end.
-
-Each variant carries the claim it tests (RECIPES.md, "claims the ablation benchmark checks"):
+Claims (``experiments/ablation_matrix.py``), judged at the end of the run:
 - ``collapse``: z-std × √d < 0.2 and kNN on z within 10 points of chance (10%);
 - ``no_collapse``: z-std × √d > 0.5 and kNN on h above the same run's random-init kNN on h.
-The record says whether the claim reproduced at this scale, and which part failed if not.
-
-Every run starts afresh. Errors are one ``error:`` line (exit 2); Ctrl-C stops at once (exit
-130) and says which run was going; the records of the runs that finished are kept, and
-``--variants``/``--seeds`` run the rest.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python pretrain/ablate.py`
+import torch
 
-import torch  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from common.cli import clear_position, make_parser, note_position, run_cli  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.progress import progress  # noqa: E402
-from hub.provenance import git_sha  # noqa: E402
-from pretrain.config import Config, load_config  # noqa: E402
-from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog  # noqa: E402
-from pretrain.train import Trainer  # noqa: E402
-from records.write import write_record_at  # noqa: E402
+from experiments.ablation_matrix import Variant
+from hub.provenance import git_sha
+from pretrain.config import Config, load_config
+from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
+from pretrain.train import Trainer
+from records.verdict import Z_COLLAPSED_BELOW as COLLAPSED_BELOW
+from records.write import write_record_at
 
 CHANCE = 10.0  # Fashion-MNIST has 10 balanced classes
-COLLAPSED_BELOW = 0.2  # z-std × √d
 HEALTHY_ABOVE = 0.5
 NEAR_CHANCE = 10.0  # points above chance still counted as "at chance"
 # Residual / center ratio below which cosine kNN on z loses the residual to fp32 rounding
@@ -91,131 +64,6 @@ RECIPE = {
     "byol": "byol_resnet18_fmnist",
     "mocov3": "mocov3_resnet18_fmnist",
 }
-
-
-class AblationError(UserError, ValueError):
-    """An ablation run asked for that the matrix does not have (names the valid ones)."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One row of the matrix: a method, config overrides, and the claim it tests."""
-
-    name: str
-    method: str
-    overrides: list[str] = field(default_factory=list)
-    expect: str = "no_collapse"  # "collapse" or "no_collapse"
-    claim: str = ""
-    source: str = ""
-
-
-MATRIX: list[Variant] = [
-    Variant(
-        "simsiam",
-        "simsiam",
-        ["optim.fix_pred_lr=false"],
-        "no_collapse",
-        "SimSiam baseline (predictor lr decayed with the rest) does not collapse",
-        "SimSiam Table 1 (67.7)",
-    ),
-    Variant(
-        "no_stop_grad",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.stop_grad=false"],
-        "collapse",
-        "without stop-gradient the output collapses",
-        "SimSiam §4.1, Fig. 2 (0.1)",
-    ),
-    Variant(
-        "no_predictor",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.predictor='none'"],
-        "collapse",
-        "without a predictor the output collapses",
-        "SimSiam Table 1 (0.1)",
-    ),
-    Variant(
-        "fixed_random_predictor",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.predictor='fixed_random'"],
-        "collapse",
-        "a predictor fixed at its random init collapses",
-        "SimSiam Table 1 (1.5)",
-    ),
-    Variant(
-        "pred_const_lr",
-        "simsiam",
-        ["optim.fix_pred_lr=true"],
-        "no_collapse",
-        "a predictor kept at the initial lr works",
-        "SimSiam Table 1 (68.1); Su 2020",
-    ),
-    Variant(
-        "linear_predictor",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.predictor='linear'"],
-        "no_collapse",
-        "a single linear predictor suffices (de-correlation)",
-        "Zhang et al., ICLR 2022",
-    ),
-    Variant(
-        "bias_predictor",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.predictor='bias'"],
-        "no_collapse",
-        "a bias-only predictor suffices to avoid complete collapse (de-centering)",
-        "Zhang et al., ICLR 2022",
-    ),
-    Variant(
-        "symmetric_predictor",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.symmetric_predictor=true"],
-        "collapse",
-        "the predictor on both branches collapses",
-        "Zhang et al., ICLR 2022",
-    ),
-    Variant(
-        "mirror",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.mirror=true"],
-        "collapse",
-        "Mirror SimSiam (stop-gradient on the predictor input) collapses",
-        "Zhang et al., ICLR 2022",
-    ),
-    Variant(
-        "bn_none",
-        "simsiam",
-        ["optim.fix_pred_lr=false", "method.bn='none'"],
-        "no_collapse",
-        "no BN in the heads trains poorly but does not collapse",
-        "SimSiam Table 3 (34.6)",
-    ),
-    Variant(
-        "byol_tau0.99",
-        "byol",
-        ["method.momentum_base=0.99"],
-        "no_collapse",
-        "BYOL with tau_base 0.99 does not collapse",
-        "BYOL Table 5a (72.5)",
-    ),
-    Variant(
-        "byol_tau0",
-        "byol",
-        ["method.momentum_base=0.0", "method.momentum_schedule='constant'"],
-        "collapse",
-        "BYOL without momentum (tau = 0) collapses",
-        "BYOL Table 5a (0.3)",
-    ),
-    Variant(
-        "mocov3",
-        "mocov3",
-        [],
-        "no_collapse",
-        "MoCo v3 (contrastive, negatives in the batch) does not collapse",
-        "MoCo v3 §3",
-    ),
-]
-BY_NAME = {v.name: v for v in MATRIX}
 
 
 def build_config(variant: Variant, seed: int, steps: int, data_root: str | None) -> Config:
@@ -423,101 +271,3 @@ def plot(records: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = make_parser(__doc__, epilog=matrix_text())
-    p.add_argument(
-        "--variants", default="all", help="comma-separated variant names (below), or 'all'"
-    )
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=DEFAULT_STEPS,
-        help=f"training steps per run (default {DEFAULT_STEPS}; other lengths name their "
-        "records <method>-<variant>-seed<S>-<N>steps)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        help=f"result records folder (default {DEFAULT_OUT})",
-    )
-    p.add_argument(
-        "--work",
-        type=Path,
-        default=DEFAULT_WORK,
-        help=f"run directories, table and plot (default {DEFAULT_WORK})",
-    )
-    p.add_argument("--data", help="Fashion-MNIST folder (default: the recipes' data.root)")
-    p.add_argument("--list", action="store_true", help="print the matrix and exit")
-    return p
-
-
-def matrix_lines() -> list[str]:
-    """The variants, one line each: name, method, claim, source, overrides."""
-    return [
-        f"{v.name:<24} {v.method:<8} {v.expect:<12} {v.source}: {' '.join(v.overrides)}"
-        for v in MATRIX
-    ]
-
-
-def matrix_text() -> str:
-    return "variants (MATRIX):\n" + "\n".join(f"  {line}" for line in matrix_lines())
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise AblationError(f"--seeds takes comma-separated integers, got {text!r}") from None
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    args = parse_args(argv)
-    if args.list:
-        print("\n".join(matrix_lines()))
-        return []
-    names = [v.name for v in MATRIX] if args.variants == "all" else args.variants.split(",")
-    unknown = [n for n in names if n not in BY_NAME]
-    if unknown:
-        raise AblationError(f"unknown variant(s) {unknown}; available: {', '.join(BY_NAME)}")
-    seeds = parse_seeds(args.seeds)
-    args.out.mkdir(parents=True, exist_ok=True)
-    jobs = [(BY_NAME[n], s) for n in names for s in seeds]
-    records = []
-    bar = progress(jobs, desc="ablation", unit="run", position=0)
-    for i, (variant, seed) in enumerate(bar, start=1):
-        bar.set_postfix_str(f"{variant.name} seed {seed}")
-        where = f"run {i}/{len(jobs)} ({variant.name} seed {seed})"
-        note_position(where)
-        try:
-            rec = run_variant(variant, seed, args.steps, args.out, args.data, args.work)
-        except KeyboardInterrupt:
-            note_position(f"{where}; {i - 1} finished, their records in {args.out}")
-            raise
-        records.append(rec)
-        verdict = "reproduced" if rec["reproduced"] else "NOT reproduced"
-        tqdm.write(
-            f"{variant.name} seed {seed}: z·√d {rec['z_std_sqrt_d']:.3f}, kNN z "
-            f"{rec['knn_z']:.1f}%, kNN h {rec['knn_h']:.1f}% (init {rec['init_knn_h']:.1f}%), "
-            f"{rec['wall_seconds']:.0f} s -> claim '{variant.expect}' {verdict}"
-        )
-    clear_position()
-    table = format_table(summarize(records))
-    print(table)
-    args.work.mkdir(parents=True, exist_ok=True)
-    (args.work / "table.txt").write_text(table + "\n")
-    png = plot(records, args.work / "ablation.png")
-    print(f"records: {args.out}/*.json  table: {args.work}/table.txt  plot: {png}")
-    print("leaderboard page: python leaderboards/build.py -> leaderboards/collapse_ablation.md")
-    return records
-
-
-if __name__ == "__main__":
-    run_cli(main, "re-run with --variants/--seeds for the runs not done (each run starts afresh)")

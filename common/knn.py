@@ -1,7 +1,8 @@
 """Weighted kNN classification on l2-normalized features (Wu et al. 2018, InstDisc protocol).
 
 Each query's k nearest bank features by cosine similarity vote for their labels with weight
-exp(sim / T); k 20 and T 0.07 are the common settings (RECIPES.md, transfer protocols).
+exp(sim / T); k 20 and T 0.07 are the common settings (DINO's ``eval_knn.py``).
+Shared by the training monitors (``pretrain.hooks``) and the transfer kNN task.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ For a parameter w with gradient g, weight decay λ, trust coefficient η, moment
     v ← μ·v + u
     w ← w − γ·v
 
-A group with ``no_decay=True`` (biases and norm parameters, see ``pretrain.optim``) skips both
-the weight decay and the trust ratio: BYOL App. C "biases and batch normalization parameters
+A group with ``no_decay=True`` (biases and norm parameters; ``pretrain.optim`` builds the
+groups for training, ``transfer.probe_loop`` for the probe) skips both the weight decay and
+the trust ratio: BYOL App. C "biases and batch normalization parameters
 are excluded from the LARS adaptation and weight decay"; MoCo v3 skips every 1-D parameter.
 """
 

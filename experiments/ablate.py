@@ -1,0 +1,155 @@
+"""The collapse-ablation benchmark:
+``python experiments/ablate.py [--variants a,b] [--seeds 0,1,2]``.
+
+Runs a named matrix of ablation variants (``MATRIX``) of SimSiam, BYOL and MoCo v3 on the
+embedded Fashion-MNIST default, several seeds each, and writes one JSON result record per run
+under ``--out`` (default ``leaderboards/results/ablation/``), each with its collapse curve
+(z-std × √d, rank, m_o, loss, and kNN every 100 steps), then prints a table and draws
+``ablation.png`` (final z-std × √d against kNN on z, one point per run) under ``--work``
+(default ``runs/ablation/``, beside the run directories). ``leaderboards/build.py`` renders the
+records as the collapse-ablation board.
+
+Every run is short so the whole matrix fits a CPU: the Fashion-MNIST recipe of its method with
+a narrow backbone (ResNet-18 at width 16), small heads, batch 128 and ``--steps`` steps
+(default 300) whose schedules span exactly those steps. kNN top-1 (k 20, T 0.07, cosine) is
+measured on a fixed bank of 5,000 training images and 1,000 test queries, on the backbone
+features h and on the projector output z, at step 0 (the random-init baseline: the very
+weights the run starts from), every 100 steps, and at the end.
+
+Each variant carries the claim it tests and its source (``experiments/ablation_matrix.py``):
+- ``collapse``: z-std × √d < 0.2 and kNN on z within 10 points of chance (10%);
+- ``no_collapse``: z-std × √d > 0.5 and kNN on h above the same run's random-init kNN on h.
+The record says whether the claim reproduced at this scale, and which part failed if not.
+
+Every run starts afresh. Errors are one ``error:`` line (exit 2); Ctrl-C stops at once (exit
+130) and says which run was going; the records of the runs that finished are kept, and
+``--variants``/``--seeds`` run the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from common.cli import clear_position, make_parser, note_position, run_cli
+from common.errors import UserError
+from common.progress import progress
+from experiments.ablation_matrix import BY_NAME, MATRIX
+from experiments.ablation_run import (
+    DEFAULT_OUT,
+    DEFAULT_STEPS,
+    DEFAULT_WORK,
+    format_table,
+    plot,
+    run_variant,
+    summarize,
+)
+
+
+class AblationError(UserError, ValueError):
+    """An ablation run asked for that the matrix does not have (names the valid ones)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = make_parser(__doc__, epilog=matrix_text())
+    p.add_argument(
+        "--variants", default="all", help="comma-separated variant names (below), or 'all'"
+    )
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help=f"training steps per run (default {DEFAULT_STEPS}; other lengths name their "
+        "records <method>-<variant>-seed<S>-<N>steps)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"result records folder (default {DEFAULT_OUT})",
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=DEFAULT_WORK,
+        help=f"run directories, table and plot (default {DEFAULT_WORK})",
+    )
+    p.add_argument("--data", help="Fashion-MNIST folder (default: the recipes' data.root)")
+    p.add_argument("--list", action="store_true", help="print the matrix and exit")
+    return p
+
+
+def matrix_lines() -> list[str]:
+    """The variants, one line each: name, method, claim, source, overrides."""
+    return [
+        f"{v.name:<24} {v.method:<8} {v.expect:<12} {v.source}: {' '.join(v.overrides)}"
+        for v in MATRIX
+    ]
+
+
+def matrix_text() -> str:
+    return "variants (MATRIX):\n" + "\n".join(f"  {line}" for line in matrix_lines())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise AblationError(f"--seeds takes comma-separated integers, got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.list:
+        print("\n".join(matrix_lines()))
+        return []
+    names = [v.name for v in MATRIX] if args.variants == "all" else args.variants.split(",")
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise AblationError(f"unknown variant(s) {unknown}; available: {', '.join(BY_NAME)}")
+    seeds = parse_seeds(args.seeds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    jobs = [(BY_NAME[n], s) for n in names for s in seeds]
+    records = []
+    bar = progress(jobs, desc="ablation", unit="run", position=0)
+    for i, (variant, seed) in enumerate(bar, start=1):
+        bar.set_postfix_str(f"{variant.name} seed {seed}")
+        where = f"run {i}/{len(jobs)} ({variant.name} seed {seed})"
+        note_position(where)
+        try:
+            rec = run_variant(variant, seed, args.steps, args.out, args.data, args.work)
+        except KeyboardInterrupt:
+            note_position(f"{where}; {i - 1} finished, their records in {args.out}")
+            raise
+        records.append(rec)
+        verdict = "reproduced" if rec["reproduced"] else "NOT reproduced"
+        tqdm.write(
+            f"{variant.name} seed {seed}: z·√d {rec['z_std_sqrt_d']:.3f}, kNN z "
+            f"{rec['knn_z']:.1f}%, kNN h {rec['knn_h']:.1f}% (init {rec['init_knn_h']:.1f}%), "
+            f"{rec['wall_seconds']:.0f} s -> claim '{variant.expect}' {verdict}"
+        )
+    clear_position()
+    table = format_table(summarize(records))
+    print(table)
+    args.work.mkdir(parents=True, exist_ok=True)
+    (args.work / "table.txt").write_text(table + "\n")
+    png = plot(records, args.work / "ablation.png")
+    print(f"records: {args.out}/*.json  table: {args.work}/table.txt  plot: {png}")
+    print("leaderboard page: python leaderboards/build.py -> leaderboards/collapse_ablation.md")
+    return records
+
+
+def cli() -> None:
+    """The command (``python experiments/ablate.py``, console script ``siamhub-ablate``)."""
+    run_cli(main, "re-run with --variants/--seeds for the runs not done (each run starts afresh)")
+
+
+if __name__ == "__main__":
+    cli()
