@@ -1,104 +1,185 @@
-"""Model cards: the README.md of an encoder repo, generated from its ``config.json``.
+"""Model cards: the README.md of an encoder folder / Hub repo, generated from its ``config.json``.
 
-The card has the Hub's YAML header (library, license, tags, datasets, pipeline tag), the method
-and paper links, the recipe as a table, the results the ``ssl`` block carries (each with the
-protocol that produced it and where it comes from), and copy-paste usage for torch.hub,
-``Encoder.from_pretrained``, timm and detectron2.
+The card has the Hub's YAML header (license, tags, datasets, pipeline tag, ``library_name:
+timm`` only when timm alone can load the repo, a model-index of the results), what was trained
+(method and paper, architecture, data, recipe, trained length, batch, git sha), one results row
+per metric (short protocol, link to the result record), intended use and limitations, usage
+that works before a push (the folder's path) and after it (the repo id), and the paper's
+BibTeX (``hub/citations.py``). The results rows are ``hub/card_results.py``'s, the usage
+section ``hub/card_usage.py``'s.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hub.card_results import DATASET_NAMES, cell, result_rows, results_table
+from hub.card_usage import GITHUB, timm_loadable, usage
+from hub.citations import display_name, paper
 from records.length import length_of
 
-GITHUB_REPO = "siamhub/siamhub"  # owner/name of the code repository torch.hub loads from
-
-PAPERS = {
-    "simsiam": ("Exploring Simple Siamese Representation Learning", "2011.10566"),
-    "byol": ("Bootstrap Your Own Latent", "2006.07733"),
-    "mocov3": ("An Empirical Study of Training Self-Supervised Vision Transformers", "2104.02057"),
-    "mocov2": ("Improved Baselines with Momentum Contrastive Learning", "2003.04297"),
-    "mocov1": ("Momentum Contrast for Unsupervised Visual Representation Learning", "1911.05722"),
+LICENSE = "apache-2.0"  # siamhub's own license: weights it trains are published under it
+DATASETS = {  # dataset name in the recipe -> Hub dataset id
+    "imagenet": "ILSVRC/imagenet-1k",
+    "imagefolder": "ILSVRC/imagenet-1k",
+    "fashion_mnist": "zalando-datasets/fashion_mnist",
 }
-DATASETS = {
-    "imagenet": "imagenet-1k",
-    "imagefolder": "imagenet-1k",
-    "fashion_mnist": "fashion_mnist",
-}
+POOLS = {"avg": "global average pool", "token": "class token"}
+TRAIN_IMAGES = {"imagenet": "1.28M", "imagefolder": "1.28M", "fashion_mnist": "60,000"}
 
 
-def model_card(config: dict[str, Any], repo_id: str | None = None) -> str:
-    """The README.md text for an encoder whose ``config.json`` is ``config``."""
-    ssl = config.get("ssl", {})
-    method = ssl.get("method", "unknown")
-    dataset = ssl.get("dataset", "imagenet")
-    data = ModelCardData(
-        library_name="timm",
-        license="apache-2.0",
-        pipeline_tag="image-feature-extraction",
-        tags=sorted({"self-supervised", "siamhub", "image-feature-extraction", "timm", method}),
-        datasets=[DATASETS.get(dataset, dataset)],
-    )
+def model_card(
+    config: dict[str, Any], repo_id: str | None = None, folder: str | Path | None = None
+) -> str:
+    """The README.md text for an encoder whose ``config.json`` is ``config``.
+
+    ``repo_id`` (default: ``ssl.repo_id``) is where the folder is pushed; ``folder`` is the
+    path the "before the push" snippet loads (a placeholder when not given).
+    """
+    ssl = config.get("ssl") or {}
     repo = repo_id or ssl.get("repo_id")
-    title, arxiv = PAPERS.get(method, (method, None))
-    paper = f"[{title}](https://arxiv.org/abs/{arxiv})" if arxiv else title
+    rows = result_rows(ssl.get("results") or [], ssl.get("method", ""))
+    name = ssl.get("name") or repo or config["architecture"]
+    header = _front_matter(config, rows, name, repo)
+    method = ssl.get("method", "unknown")
     lines = [
-        f"# {ssl.get('name') or repo or config['architecture']}",
+        f"# {name}",
         "",
-        f"A {config['architecture']} encoder (backbone only, {config['num_features']}-d pooled "
-        f"features) pretrained with **{method}** ({paper}) on {dataset}.",
+        _summary(config),
         "",
-        f"- Source: {ssl.get('source', 'trained with siamhub')}",
-        f"- Recipe: `{ssl.get('recipe_name', 'n/a')}`; {_length(ssl)}; "
-        f"global batch {ssl.get('batch_size', 'n/a')}; git sha `{ssl.get('git_sha', 'n/a')}`",
+        "## Model details",
+        "",
+        *details(config),
         "",
         "## Results",
         "",
-        *_results_table(ssl.get("results", [])),
+        *results_table(rows),
         "",
-        "## Recipe",
+        "## Intended use and limitations",
         "",
-        *_recipe_table(ssl.get("recipe") or {}),
+        *intended_use(config, rows),
         "",
-        "## Usage",
+        "## How to use",
         "",
-        *_usage(config, repo),
+        *usage(config, repo, folder),
+        "",
+        *_recipe(ssl.get("recipe") or {}),
+        *_citation(method),
     ]
-    card = ModelCard.from_template(card_data=data, template_str="---\n{{ card_data }}\n---\n\n")
-    return str(card).rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+    return header + "\n" + "\n".join(lines) + "\n"
 
 
-def _length(ssl: dict[str, Any]) -> str:
-    """``epochs 12``, or the trained length of a run stopped early and the recipe's."""
+def _front_matter(
+    config: dict[str, Any], rows: list[dict[str, Any]], name: str, repo: str | None
+) -> str:
+    ssl = config.get("ssl") or {}
+    method = ssl.get("method", "unknown")
+    dataset = ssl.get("dataset", "imagenet")
+    arch = config["architecture"]
+    tags = ["self-supervised", "image-feature-extraction", "siamhub", method, arch]
+    tags += ["timm"] if timm_loadable(config) else ["pytorch_model_hub_mixin", "model_hub_mixin"]
+    evals = [_eval_result(r, repo) for r in rows if r["dataset"] in DATASETS and not r["baseline"]]
+    data = ModelCardData(
+        license=weights_license(ssl),
+        library_name="timm" if timm_loadable(config) else None,
+        pipeline_tag="image-feature-extraction",
+        tags=list(dict.fromkeys(tags)),
+        datasets=[DATASETS.get(dataset, dataset)],
+        model_name=name if evals else None,
+        eval_results=evals or None,
+    )
+    card = ModelCard.from_template(card_data=data, template_str="---\n{{ card_data }}\n---\n")
+    return str(card).rstrip("\n") + "\n"
+
+
+def _eval_result(row: dict[str, Any], repo: str | None) -> EvalResult:
+    detection = row["task"].endswith("_det")
+    result = EvalResult(
+        task_type="object-detection" if detection else "image-classification",
+        task_name=row["task_label"],
+        dataset_type=DATASETS[row["dataset"]],
+        dataset_name=DATASET_NAMES[row["dataset"]],
+        dataset_split="test",
+        metric_type="mAP" if detection else "accuracy",
+        metric_name=f"{row['task_label']} {row['metric_label']}",
+        metric_value=row["value"],
+    )
+    if repo and row["record"]:
+        result.source_name = f"siamhub result record {row['record']}"
+        result.source_url = f"https://huggingface.co/{repo}/blob/main/{row['record']}"
+    return result
+
+
+def weights_license(ssl: dict[str, Any]) -> str:
+    """siamhub's license for weights it trained; the authors' for a converted release."""
+    source = str(ssl.get("source") or "")
+    pub = paper(ssl.get("method", ""))
+    if source.startswith(("http://", "https://")) and pub is not None:
+        return pub.weights_license
+    return LICENSE
+
+
+def _summary(config: dict[str, Any]) -> str:
+    ssl = config.get("ssl") or {}
+    method = ssl.get("method", "unknown")
+    pub = paper(method)
+    cited = f"[{display_name(method)}]({pub.url}) ({pub.short})" if pub else method
+    dataset = DATASET_NAMES.get(ssl.get("dataset", "imagenet"), ssl.get("dataset"))
+    return (
+        f"A {config['architecture']} image encoder (backbone only: {config['num_features']}-d "
+        f"pooled features, no projector or predictor) pretrained without labels with {cited} "
+        f"on {dataset}, by [siamhub]({GITHUB})."
+    )
+
+
+def length_text(ssl: dict[str, Any]) -> str:
+    """``12 ep``, or the trained length of a run stopped early and the recipe's."""
     length = length_of(ssl)
     if length.stopped_early:
-        span = f"{length.configured:g}" if length.configured is not None else "n/a"
+        span = f"{length.configured:g}" if length.configured is not None else "?"
         return f"trained {length.label}, stopped early (the recipe's schedules span {span} epochs)"
-    return f"epochs {ssl.get('epochs', 'n/a')}"
+    if length.configured is None and length.epochs is None:
+        return "not recorded"
+    return length.label
 
 
-def _results_table(results: list[dict[str, Any]]) -> list[str]:
-    if not results:
-        return ["No transfer results recorded for this encoder yet."]
-    rows = ["| task | metric | value | protocol | source |", "|---|---|---|---|---|"]
-    for r in results:
-        protocol = ", ".join(f"{k}={v}" for k, v in (r.get("protocol") or {}).items())
-        for metric, value in (r.get("metrics") or {}).items():
-            rows.append(
-                f"| {r.get('task', '?')} | {metric} | {value} | {protocol or 'n/a'} | "
-                f"{r.get('source', 'measured')} |"
-            )
-    return rows
+def _citation(method: str) -> list[str]:
+    pub = paper(method)
+    if pub is None:
+        return []
+    return [
+        "",
+        "## Citation",
+        "",
+        f"{display_name(method)}: [{pub.title}]({pub.url}) ({pub.short}); code: {pub.code}",
+        "",
+        "```bibtex",
+        pub.bibtex(),
+        "```",
+    ]
 
 
-def _recipe_table(recipe: dict[str, Any], prefix: str = "") -> list[str]:
+def _recipe(recipe: dict[str, Any]) -> list[str]:
     if not recipe:
-        return ["The recipe is not recorded (an imported checkpoint: see the source's paper)."]
+        return []
     flat = _flatten(recipe)
-    return ["| key | value |", "|---|---|", *(f"| `{k}` | `{v}` |" for k, v in flat.items())]
+    rows = [f"| `{k}` | `{cell(v)}` |" for k, v in flat.items() if v not in (None, "")]
+    return [
+        "## Full recipe",
+        "",
+        "<details><summary>Every configuration value of the run (siamhub's recipe "
+        "format)</summary>",
+        "",
+        "| key | value |",
+        "|---|---|",
+        *rows,
+        "",
+        "</details>",
+    ]
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -112,48 +193,133 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _usage(config: dict[str, Any], repo: str | None) -> list[str]:
-    """Copy-paste loading code; a folder not yet on the Hub is loaded by its path."""
-    ssl = config.get("ssl", {})
-    where = repo or "path/to/this/folder"
-    timm_name = f"hf-hub:{repo}" if repo else "local-dir:path/to/this/folder"
-    entry = ssl.get("hub_entry")
+# ---------------------------------------------------------------------------- sections
+
+
+def details(config: dict[str, Any]) -> list[str]:
+    """What was trained, how long, on what, from which commit: a two-column table."""
+    ssl = config.get("ssl") or {}
+    method = ssl.get("method")
+    pub = paper(method or "")
+    dataset = ssl.get("dataset")
     c, h, w = config["pretrained_cfg"]["input_size"]
-    lines = ["```python", "import torch", ""]
-    if entry:
-        lines += [
-            "# torch.hub (the zoo entry; downloads and caches the weights)",
-            f'model = torch.hub.load("{GITHUB_REPO}", "{entry}", pretrained=True)',
-            "",
-        ]
-    lines += [
-        "# Encoder.from_pretrained (a checkout of siamhub on the path)",
-        "from hub.encoder import Encoder",
-        f'model = Encoder.from_pretrained("{where}")',
-        f"features = model(torch.randn(1, {c}, {h}, {w}))  # (1, {config['num_features']})",
+    pre = config["pretrained_cfg"]
+    stats = f"mean {_nums(pre.get('mean'))}, std {_nums(pre.get('std'))}"
+    crop = "whole image" if pre.get("crop_pct", 1.0) >= 1.0 else f"crop_pct {pre['crop_pct']}"
+    recipe = ssl.get("recipe_name")
+    pool = config.get("global_pool", "avg")
+    fields = [
+        ("method", f"[{display_name(method)}]({pub.url}) ({pub.short})" if pub else method),
+        ("architecture", _architecture(config)),
+        ("output", f"{config['num_features']}-d features, {POOLS.get(pool, pool)}"),
+        ("input", f"{c}×{h}×{w}, {stats}, {crop}"),
+        ("pretraining data", _data(dataset)),
+        ("recipe", f"`{recipe}`" if recipe else None),
+        ("trained length", length_text(ssl)),
+        ("global batch", ssl.get("batch_size") or None),
+        ("code", _commit(ssl.get("git_sha"))),
+        ("source", ssl.get("source")),
+        ("weights license", weights_license(ssl)),
     ]
-    if ssl.get("timm_compatible", True):
-        lines += [
-            "",
-            "# timm alone",
-            "import timm",
-            f'model = timm.create_model("{timm_name}", pretrained=True)',
-        ]
-    lines += ["```"]
-    if not ssl.get("timm_compatible", True):
-        lines += [
-            "",
-            "This backbone uses siamhub's small-image stem or width scaling, which timm's own "
-            "constructor cannot express: load it with `Encoder.from_pretrained` or torch.hub.",
-        ]
-    if config["architecture"] == "resnet50" and ssl.get("timm_compatible", True):
-        lines += [
-            "",
-            "detectron2 (R50-C4 / FPN; `MODEL.WEIGHTS` takes the .pkl, with `RESNETS.STRIDE_IN_1X1 "
-            'False`, `INPUT.FORMAT "RGB"` and torchvision mean/std as pixel statistics):',
-            "",
-            "```bash",
-            f"python hub/export.py {where} encoder_d2.pkl",
-            "```",
-        ]
-    return lines
+    rows = [f"| {k} | {cell(v if v not in (None, '') else 'not recorded')} |" for k, v in fields]
+    return ["| field | value |", "|---|---|", *rows]
+
+
+def _architecture(config: dict[str, Any]) -> str:
+    arch = f"`{config['architecture']}` (timm)"
+    b = (config.get("ssl") or {}).get("backbone")
+    if not isinstance(b, dict):
+        return arch
+    notes = []
+    if b.get("in_chans", 3) != 3:
+        notes.append(f"{b['in_chans']}-channel input")
+    if b.get("name", "").startswith("resnet"):
+        if b.get("width", 64) != 64:
+            notes.append(f"width {b['width']} (timm's is 64)")
+        if b.get("stem") == "small":
+            notes.append(f"small-image stem (3×3 conv, stride {b.get('stem_stride', 1)}, no pool)")
+    else:
+        if b.get("pos_embed") == "sincos":
+            notes.append("2-D sin-cos position embedding")
+        if b.get("freeze_patch_embed"):
+            notes.append("patch projection frozen in training")
+    return f"{arch}, siamhub variant: {', '.join(notes)}" if notes else arch
+
+
+def _data(dataset: str | None) -> str | None:
+    if not dataset:
+        return None
+    name = DATASET_NAMES.get(dataset, dataset)
+    n = TRAIN_IMAGES.get(dataset)
+    images = f", {n} images" if n else ""
+    return f"{name} train split{images}, labels unused"
+
+
+def _commit(sha: Any) -> str | None:
+    """The commit it was trained and published from (``hub.provenance.git_sha``; ``+dirty``:
+    with uncommitted changes to tracked files, which the card says)."""
+    m = re.fullmatch(r"([0-9a-f]{7,40})(\+dirty)?", sha) if isinstance(sha, str) else None
+    if m is None:
+        return None
+    dirty = " plus uncommitted changes" if m[2] else ""
+    return f"siamhub [`{m[1][:12]}`]({GITHUB}/tree/{m[1]}){dirty}"
+
+
+def _nums(values: Any) -> str:
+    if not isinstance(values, list | tuple):
+        return "?"
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
+def intended_use(config: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Bullets: what the encoder is for, what it saw, and what was not measured."""
+    ssl = config.get("ssl") or {}
+    dataset = ssl.get("dataset", "imagenet")
+    c, h, _ = config["pretrained_cfg"]["input_size"]
+    length = length_of(ssl)
+    name = DATASET_NAMES.get(dataset, dataset)
+    batch = ssl.get("batch_size")
+    out = [
+        f"- **Intended use**: frozen features (kNN, linear probes) or an initialisation for "
+        f"fine-tuning, on images like its pretraining data ({name}); research on "
+        "self-supervised learning. Its output is an unlabelled feature vector, not a class.",
+        f"- **Trained on** {_data(dataset) or 'an unrecorded dataset'}, for "
+        f"{length.label if length.configured or length.epochs else 'an unrecorded length'}"
+        + (f" at global batch {batch}" if batch else "")
+        + ".",
+    ]
+    if dataset == "fashion_mnist":
+        out.append(
+            f"- **Small-image encoder**: it takes {c}-channel {h}×{h} px grayscale images of "
+            "single centred clothing items. These are not ImageNet features: do not expect "
+            "them to transfer to natural photos, larger images or RGB input."
+        )
+    elif c == 3:
+        out.append(
+            f"- **Input**: RGB images at {h}×{h} px after the preprocessing above; ImageNet-1k "
+            "carries its own biases (object-centric photos, its label set) and terms of access "
+            "(non-commercial research): check them before other uses."
+        )
+    if length.stopped_early:
+        out.append(
+            f"- **Shorter than its recipe**: it stopped after {length.label} of the "
+            f"{length.configured or 0:g} epochs its recipe's schedules span; its numbers "
+            "measure this short run, not the recipe."
+        )
+    if not rows:
+        out.append("- **Unmeasured**: no transfer result is recorded for it.")
+    elif any(r["task"].endswith("_det") for r in rows):
+        out.append(
+            "- **Evaluation**: the results above; fine-tuning was evaluated only through the "
+            "detection rows (each at the scale its protocol gives), nothing else."
+        )
+    else:
+        out.append(
+            "- **Evaluation**: only the frozen-feature results above (one run each); "
+            "fine-tuning was not evaluated."
+        )
+    out.append(
+        "- **Not for** decisions about people or any safety-critical use: it was neither "
+        "designed nor tested for them."
+    )
+    return out

@@ -33,17 +33,11 @@ from torch import nn
 
 from common.errors import UserError
 from common.files import atomic_write_bytes, atomic_write_text
+from common.image_stats import FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD
 from hub.backbones import RESNETS, VITS, BackboneSpec, create_backbone
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-
-# Normalization of the pretraining pipelines (pretrain/augment.py): ImageNet's mean/std for RGB
-# recipes, the Fashion-MNIST training-set mean/std for the embedded default.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-FMNIST_MEAN = (0.2860,)
-FMNIST_STD = (0.3530,)
 
 
 class EncoderLoadError(UserError, RuntimeError):
@@ -81,7 +75,8 @@ def pretrained_cfg(spec: BackboneSpec, dataset: str = "imagenet") -> dict[str, A
     """timm's preprocessing description: input size, mean/std and the eval crop.
 
     ImageNet encoders are evaluated at resize 256 / center crop 224 (crop_pct 0.875, SimSiam
-    and MoCo v3 linear evaluation, RECIPES.md); small-image encoders see the whole image.
+    and MoCo v3 linear evaluation, docs/recipes.md, "Evaluation protocols"); small-image
+    encoders see the whole image.
     """
     if dataset == "fashion_mnist":
         mean, std, size, crop_pct = FMNIST_MEAN, FMNIST_STD, 28, 1.0

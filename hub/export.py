@@ -2,9 +2,10 @@
 
 ``python hub/export.py <encoder folder | repo id | checkpoint> out.pkl``
 
-The mapping is the one of MoCo's ``convert-pretrain-to-detectron2.py`` (RECIPES.md, "Detection
-transfer"): keys outside ``layerN`` get ``stem.``, ``layerN`` becomes ``res{N+1}``, ``bnK`` becomes
-``convK.norm``, ``downsample.0``/``.1`` become ``shortcut``/``shortcut.norm``. The pickle holds
+The mapping is the one of MoCo's ``convert-pretrain-to-detectron2.py`` (docs/recipes.md,
+"Detection transfer"): keys outside ``layerN`` get ``stem.``, ``layerN`` becomes
+``res{N+1}``, ``bnK`` becomes ``convK.norm``, ``downsample.0``/``.1`` become
+``shortcut``/``shortcut.norm``. The pickle holds
 ``{"model": {name: numpy array}, "__author__": ..., "matching_heuristics": True}``; detectron2
 loads it with ``MODEL.RESNETS.STRIDE_IN_1X1 False`` (torchvision puts the stride in the 3×3
 conv), ``INPUT.FORMAT "RGB"`` and torchvision's mean/std as pixel statistics.
@@ -23,20 +24,16 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if __name__ == "__main__":  # `python hub/export.py` from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from common.cli import make_parser, run_cli  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.files import atomic_write  # noqa: E402
-from common.paths import looks_like_path, missing_path_message  # noqa: E402
+from common.cli import make_parser, run_cli
+from common.errors import UserError
+from common.files import atomic_write
+from common.paths import looks_like_path, missing_path_message
 
 D2_KEY = re.compile(
     r"^(stem\.conv1(\.norm)?|res[2-5]\.\d+\.(conv[1-3]|shortcut)(\.norm)?)"
@@ -136,5 +133,10 @@ def main(argv: list[str] | None = None) -> Detectron2Export:
     return export
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command: ``main`` with the project's error path (console script siamhub-export)."""
     run_cli(main, "re-run the same command to write the .pkl")
+
+
+if __name__ == "__main__":
+    cli()

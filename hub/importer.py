@@ -1,6 +1,6 @@
 """Import the original papers' checkpoints (and this project's training checkpoints) as Encoders.
 
-Layouts, auto-detected from the keys (RECIPES.md, "Original checkpoint prefixes"):
+Layouts, auto-detected from the keys (docs/recipes.md, "Original checkpoint prefixes"):
 
 - SimSiam (facebookresearch/simsiam): ``module.encoder.`` = torchvision ResNet whose ``fc`` is the
   3-layer projector; ``module.predictor.`` is the predictor.

@@ -1,7 +1,9 @@
-"""Publish an encoder: ``python hub/publish.py <run dir | checkpoint> --repo-id <org>/<name>``.
+"""Publish an encoder: ``python hub/publish.py <run dir | checkpoint> --repo-id <org>/<name>``
+(or ``--out DIR`` alone: a local encoder folder, what ``transfer/run.py --model DIR`` loads).
 
 Writes the repo folder (``model.safetensors`` with the backbone's own keys, ``config.json`` in
-timm's format with the ``ssl`` block, ``README.md`` model card) to ``--out`` (default
+timm's format with the ``ssl`` block, ``README.md`` model card, ``results/``: copies of the
+result records the card links) to ``--out`` (default
 ``hub_repos/<name>``). ``--push`` uploads it with the real ``huggingface_hub`` client
 (``create_repo`` + ``upload_folder``; the token comes from the usual places: ``HF_TOKEN``,
 ``hf auth login``); ``--dry-run`` lists what would be uploaded and sends nothing. Every push is a
@@ -19,23 +21,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-if __name__ == "__main__":  # `python hub/publish.py` from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common.cli import clear_position, make_parser, note_position, run_cli  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from hub.encoder import Encoder  # noqa: E402
-from hub.importer import UnsafeCheckpointError, import_checkpoint, read_checkpoint_file  # noqa: E402
-from hub.provenance import git_sha  # noqa: E402
-from hub.zoo import AUTHORS, ZooModel, published_path, record_published  # noqa: E402
-from records.length import length_of, trained_from_epochs  # noqa: E402
+from common.cli import clear_position, make_parser, note_position, run_cli
+from common.errors import UserError
+from common.files import atomic_write_bytes, atomic_write_text
+from hub.card import model_card
+from hub.encoder import Encoder
+from hub.importer import UnsafeCheckpointError, import_checkpoint, read_checkpoint_file
+from hub.provenance import git_sha
+from hub.zoo import AUTHORS, ZooModel, published_path, record_published
+from records.length import length_of, trained_from_epochs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_TAGS = {"fashion_mnist": "fmnist", "imagefolder": "in1k", "imagenet": "in1k"}
+RECORDS = "results"  # the folder's copies of the result records its card links
+SUMMARY = "summary.json"  # the run's, copied beside them
+RUN_ENCODER = "encoder"  # <run dir>/encoder/: the encoder folder every training run writes
 
 
 class PublishError(UserError, ValueError):
@@ -79,6 +84,7 @@ def result_records(results_dir: Path, ids: set[str]) -> list[dict[str, Any]]:
                     "metrics": record.get("metrics", {}),
                     "protocol": record.get("protocol", {}),
                     "source": f"measured, {path.relative_to(results_dir)}",
+                    "record": f"{RECORDS}/{path.relative_to(results_dir).as_posix()}",
                 }
             )
     return found
@@ -98,19 +104,37 @@ def run_results(run_dir: Path | None) -> list[dict[str, Any]]:
             "metrics": {"top1": round(report["knn_top1"]["trained"], 2)},
             "protocol": report["protocol"],
             "source": "measured, summary.json of the run",
+            "record": f"{RECORDS}/{SUMMARY}",
         }
     ]
 
 
 def build_encoder(
-    source: Path, repo_id: str, results_dir: Path, name: str | None = None
+    source: Path, repo_id: str | None, results_dir: Path, name: str | None = None
 ) -> tuple[Encoder, ZooModel]:
     """The encoder of a run or checkpoint, with its ssl block and its zoo row."""
     ckpt = find_checkpoint(source)
     run_dir = ckpt.parents[1] if ckpt.parent.name == "checkpoints" else None
     content = read_training_checkpoint(ckpt)
+    ids = {str(source), str(source.resolve()), source.name} | ({repo_id} if repo_id else set())
+    results = run_results(run_dir) + result_records(results_dir, ids)
+    return encoder_from_training(content, repo_id, results, name)
+
+
+def encoder_from_training(
+    content: dict[str, Any],
+    repo_id: str | None = None,
+    results: list[dict[str, Any]] | None = None,
+    name: str | None = None,
+    log: Callable[[str], object] | None = print,
+) -> tuple[Encoder, ZooModel]:
+    """The published Encoder (and its zoo row) of a training checkpoint's plain dicts
+    (``model`` state, ``config``, ``step``, ``epoch``), as publish.py and every training run
+    (``<run dir>/encoder/``) write it. Without ``repo_id`` the torch.hub entry comes from the
+    name."""
     encoder, report = import_checkpoint(content)
-    print(report.summary())
+    if log is not None:
+        log(report.summary())
     recipe = encoder.ssl.get("recipe") or {}
     train, data = recipe.get("train", {}), recipe.get("data", {})
     dataset = data.get("dataset", "imagenet")
@@ -120,11 +144,9 @@ def build_encoder(
     data_tag = DATASET_TAGS.get(dataset, dataset)
     length = length_of({"epochs": epochs, "trained": trained})  # "12ep", or "20steps" if short
     tag = name or f"{spec.name}.{encoder.ssl['method']}_{length.tag}_{data_tag}"
-    ids = {repo_id, str(source), str(source.resolve()), source.name}
-    results = run_results(run_dir) + result_records(results_dir, ids)
-    entry = repo_id.split("/")[-1].replace("-", "_").replace(".", "_")
+    entry = (repo_id.split("/")[-1] if repo_id else tag).replace("-", "_").replace(".", "_")
     taken = {r.entry: r.name for r in AUTHORS}
-    if entry in taken:
+    if repo_id and entry in taken:
         raise PublishError(
             f"the torch.hub entry {entry!r} (from the repo name) is the zoo's {taken[entry]}; "
             "choose another repo name"
@@ -138,7 +160,7 @@ def build_encoder(
         batch_size=train.get("batch_size", 0),
         dataset=dataset,
         repo_id=repo_id,
-        results=tuple(results),
+        results=tuple(results or ()),
     )
     ssl = {
         **encoder.ssl,
@@ -193,6 +215,23 @@ def read_training_checkpoint(ckpt: Path) -> dict[str, Any]:
     return content
 
 
+def write_card(folder: Path, encoder: Encoder, results_dir: Path, source: Path) -> None:
+    """Copy the record of each result into ``folder/results/`` (the card links them there, so
+    the links work in the folder and on the Hub) and write the card, whose "before the push"
+    snippet loads ``folder``."""
+    ckpt = find_checkpoint(source)
+    run_dir = ckpt.parents[1] if ckpt.parent.name == "checkpoints" else None
+    shutil.rmtree(folder / RECORDS, ignore_errors=True)  # a previous publish's copies
+    for result in encoder.ssl.get("results", []):
+        record = result.get("record")
+        if not record:
+            continue
+        name = record.removeprefix(f"{RECORDS}/")
+        origin = run_dir / SUMMARY if name == SUMMARY and run_dir else results_dir / name
+        atomic_write_bytes(folder / record, origin.read_bytes())
+    atomic_write_text(folder / "README.md", model_card(encoder.config, folder=folder))
+
+
 def folder_files(folder: Path) -> list[tuple[str, int]]:
     return sorted(
         (str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file()
@@ -214,7 +253,9 @@ def push(folder: Path, repo_id: str, message: str, private: bool = False) -> str
 def build_parser() -> argparse.ArgumentParser:
     p = make_parser(__doc__)
     p.add_argument("source", type=Path, help="run directory or checkpoint file")
-    p.add_argument("--repo-id", required=True, help="<org>/<name> on the Hub")
+    p.add_argument(
+        "--repo-id", help="<org>/<name> on the Hub (needed with --push, and without --out)"
+    )
     p.add_argument("--out", type=Path, help="repo folder to write (default hub_repos/<name>)")
     p.add_argument("--name", help="zoo name arch.tag (default from the recipe)")
     p.add_argument(
@@ -237,11 +278,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.repo_id.count("/") != 1:
+    if args.repo_id is not None and args.repo_id.count("/") != 1:
         raise PublishError(f"--repo-id must be <org>/<name>, got {args.repo_id!r}")
+    if args.repo_id is None and (args.push or args.out is None):
+        raise PublishError(
+            "give --repo-id <org>/<name>: a push needs it, and without --out the folder is "
+            "named after it (a local encoder folder: --out DIR alone)"
+        )
     encoder, row = build_encoder(args.source, args.repo_id, args.results, args.name)
     folder = args.out or Path("hub_repos") / args.repo_id.split("/")[1]
     encoder.save_pretrained(folder)
+    write_card(folder, encoder, args.results, args.source)
     files = folder_files(folder)
     print(f"wrote {folder}: " + ", ".join(f"{f} ({n:,} B)" for f, n in files))
     out: dict[str, Any] = {"folder": str(folder), "files": files, "row": row.name}
@@ -282,5 +329,10 @@ def _revisions_of(name: str) -> list[str]:
     return []
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command: ``main`` with the project's error path (console script siamhub-publish)."""
     run_cli(main, "a push is one commit, so nothing half-pushed stays; re-run the same command")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,7 +1,7 @@
 """The model zoo: every pretrained encoder siamhub can load, by ``arch.tag`` name.
 
-The first rows are the authors' own released checkpoints (URLs in RECIPES.md, "The authors'
-released checkpoints"): downloaded from the authors' URL on first use, converted by
+The first rows are the authors' own released checkpoints (URLs in docs/recipes.md, "The
+authors' released checkpoints"): downloaded from the authors' URL on first use, converted by
 ``hub.importer`` and cached as an encoder folder, so a second load reads the cache. Models this
 project trains and publishes join as rows with a Hub repo id and the revision each push created
 (``hub/published.json``, written by ``hub/publish.py --push``; ``SIAMHUB_PUBLISHED`` points
