@@ -1,4 +1,4 @@
-"""The collapse-ablation board: one row per variant of ``pretrain/ablate.py``'s matrix.
+"""The collapse-ablation board: one row per variant of ``experiments/ablate.py``'s matrix.
 
 A row aggregates the seeds of a variant (same method, steps, batch): mean ± std of the final
 monitors (z-std × √d, RankMe, m_o, kNN on z and h, kNN on h at init), how many seeds
@@ -16,7 +16,7 @@ from leaderboards.aggregate import Stat
 from leaderboards.boards import HOW_TO_READ, Column, sources
 from leaderboards.markdown import Paths, marker, num, provenance, run_links, table, unique
 from leaderboards.plots import collapse_curves_plot
-from leaderboards.records import Record
+from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
 
 PLOT = "collapse_curves.png"

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from leaderboards.protocols import protocol_id, protocol_label
-from leaderboards.records import Record, is_number
+from leaderboards.record_set import Record, is_number
 from records.length import length_of
 
 

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaderboards.aggregate import Group, group_records
-from leaderboards.markdown import Paths, marker, num, provenance, run_links, table, unique
-from leaderboards.records import Record
+from leaderboards.markdown import Paths, marker, num, table, unique
+from leaderboards.raw_pixels import raw_pixels_section
+from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
+from leaderboards.rows import RowPages, latest_date
 from records.length import length_of
 from records.tasks import TASKS
 
@@ -110,6 +112,7 @@ TRANSFER_BOARDS: tuple[Board, ...] = (
 )
 
 HOW_TO_READ = "[how to read the tables](README.md#how-to-read-the-tables)"
+SHOWN_AXES = ("recipe", "train.batch_size")
 
 
 def config_cells(group: Group) -> list[str]:
@@ -119,10 +122,7 @@ def config_cells(group: Group) -> list[str]:
     name = backbone.get("name", "?")
     width = backbone.get("width")
     arch = f"{name} w{width}" if width else str(name)
-    method = f"{pre.get('method', '?')} ({pre.get('recipe', '?')})"
-    sweep = group.first.get("sweep")
-    if sweep:
-        method += f"\nsweep {sweep.get('id')}: {sweep.get('axis')}={num(sweep.get('value'))}"
+    method = f"{pre.get('method', '?')} ({pre.get('recipe', '?')}){sweep_note(group.first)}"
     if group.random_init:
         return ["random init", f"none ({pre.get('recipe', '?')} backbone)", arch, "–", "–", "–"]
     return [
@@ -133,6 +133,36 @@ def config_cells(group: Group) -> list[str]:
         num(pre.get("batch_size")),
         str(pre.get("dataset", "?")),
     ]
+
+
+def sweep_note(data: dict[str, Any]) -> str:
+    """``, sweep <id>`` for a sweep point, with ``axis=value`` unless a column already shows
+    the value (the recipe beside the method, the batch size in its column)."""
+    sweep = data.get("sweep")
+    if not isinstance(sweep, dict) or not sweep:
+        return ""
+    note = f", sweep {sweep.get('id')}"
+    if sweep.get("axis") not in SHOWN_AXES:
+        note += f" ({sweep.get('axis')}={num(sweep.get('value'))})"
+    return note
+
+
+def row_title(group: Group) -> str:
+    """A row in words, the title of its detail page."""
+    pre = group.first.get("pretrain", {}) or {}
+    model, method, arch, epochs, batch, data = config_cells(group)
+    if group.random_init:
+        recipe = pre.get("recipe", "?")
+        return f"random init {arch} ({recipe} backbone), protocol {group.protocol_id}"
+    budget = f"{epochs} ep" if epochs.replace(".", "", 1).isdigit() else epochs  # or "20 steps"
+    return f"{method}, {arch}, {budget}, batch {batch}, {data}, protocol {group.protocol_id}"
+
+
+def row_slug(group: Group) -> str:
+    """A few words for a row's page name: method (or random init) and backbone."""
+    pre = group.first.get("pretrain", {}) or {}
+    arch = config_cells(group)[2]
+    return f"random init {arch}" if group.random_init else f"{pre.get('method', '?')} {arch}"
 
 
 def protocol_cell(group: Group) -> str:
@@ -154,20 +184,23 @@ def _best_lr(group: Group) -> str:
     return ", ".join(unique(picks)) or "–"
 
 
-def measured_table(board: Board, groups: list[Group], paths: Paths) -> str:
+def measured_table(board: Board, groups: list[Group], details: RowPages) -> str:
+    """One line per row; its ``runs`` cell links the row's detail page (records, git sha,
+    hardware, dates, artifacts)."""
     headers = ["model", "method (recipe)", "backbone", "epochs", "batch", "pretrain data"]
     headers += ["protocol", *(c.header for c in board.columns), "n seeds"]
     if board.name == "linear":
         headers.append("picked lr")
-    headers += ["runs", "git", "hardware", "date"]
     rows = []
     for g in groups:
         row = [*config_cells(g), protocol_cell(g), *(stat_cell(g, c) for c in board.columns)]
         row.append(str(g.n))
         if board.name == "linear":
             row.append(_best_lr(g))
-        rows.append([*row, run_links(paths, g.records, g.superseded), *provenance(g.records)])
-    return table(headers, rows)
+        cells = list(zip(headers, row, strict=True))
+        link = details.link(g.key, row_title(g), cells, g.records, g.superseded, row_slug(g))
+        rows.append([*row, link, latest_date(g.records)])
+    return table([*headers, "runs", "date"], rows)
 
 
 def reported_table(rows: list[ReportedRow], columns: tuple[Column, ...]) -> str:
@@ -234,10 +267,13 @@ def render_board(
         "## Measured",
         "",
     ]
+    details = RowPages(paths, board.name, board.title, board.page)
     for data in sorted({eval_dataset(g) for g in groups}):
         parts += [f"### Evaluated on {data}", ""]
-        parts.append(measured_table(board, [g for g in groups if eval_dataset(g) == data], paths))
-        parts.append("")
+        at = [g for g in groups if eval_dataset(g) == data]
+        parts += [measured_table(board, at, details), ""]
+    if board.name == "knn":
+        parts += raw_pixels_section(records, details)
     if not groups:
         parts.append(f"Nothing measured yet: no `{board.name}` records in `{paths.results_rel}/`.")
         parts.append("")
@@ -248,4 +284,5 @@ def render_board(
         parts += [reported_table(rep, board.columns), "", sources(rep, papers)]
     else:
         parts.append("No reported numbers for this task.")
+    details.write()
     return "\n".join(parts) + "\n", len(groups)

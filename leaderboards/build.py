@@ -15,18 +15,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python leaderboards/build.py`
-
-from common.cli import make_parser, run_cli  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from leaderboards.ablation_board import render_ablation  # noqa: E402
-from leaderboards.boards import TRANSFER_BOARDS, render_board  # noqa: E402
-from leaderboards.markdown import Paths  # noqa: E402
-from leaderboards.methods import render_methods  # noqa: E402
-from leaderboards.readme import PageInfo, render_readme  # noqa: E402
-from leaderboards.records import Flagged, read_records  # noqa: E402
-from leaderboards.reported import REPORTED_TOML, load_reported, rows_for  # noqa: E402
-from leaderboards.sweeps import render_sweeps  # noqa: E402
+from common.cli import make_parser, run_cli
+from common.errors import UserError
+from leaderboards.ablation_board import render_ablation
+from leaderboards.boards import TRANSFER_BOARDS, render_board
+from leaderboards.explanations_board import render_explanations
+from leaderboards.markdown import Paths
+from leaderboards.methods import render_methods
+from leaderboards.readme import PageInfo, render_readme
+from leaderboards.record_set import Flagged, read_records
+from leaderboards.reported import REPORTED_TOML, load_reported, rows_for
+from leaderboards.sweeps import render_sweeps
 
 HERE = Path(__file__).resolve().parent
 PLOTS = ("batch_size_sweep.png", "collapse_curves.png", "ap_by_method.png")
@@ -70,6 +69,8 @@ def build(results: Path, out: Path, reported_toml: Path = REPORTED_TOML) -> Buil
     pages["batch_size_sweep.md"], plots = text, plots + written
     text, n_ablation, written = render_ablation(records, reported, papers, paths)
     pages["collapse_ablation.md"], plots = text, plots + written
+    text, _, written = render_explanations(records, paths)
+    pages["explanations.md"], plots = text, plots + written
     for board in TRANSFER_BOARDS:
         text, n = render_board(board, records, reported, papers, paths, set(plots))
         pages[board.page] = text
@@ -130,5 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.strict and result.flagged else 0
 
 
+def cli() -> int:
+    """The command: ``main`` with the project's error path (console script siamhub-boards)."""
+    return run_cli(main, "re-run the same command to build the pages again")
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main, "re-run the same command to build the pages again"))
+    sys.exit(cli())

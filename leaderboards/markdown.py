@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leaderboards.records import Record
+from leaderboards.record_set import Record
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from records.verdict import Z_COLLAPSED_BELOW as COLLAPSED_BELOW
 
 DPI = 100
 
 
 @dataclass(frozen=True)
 class Point:
-    """One plotted value: x, mean and std (0 for one seed)."""
+    """One plotted value: x, mean, std (0 for one seed) and the number of seeds."""
 
     x: float
     y: float
     err: float = 0.0
+    n: int = 1
+
+
+MAX_LINES = 8  # lines (or bars) per panel; more are split into panels or cut to the top 8
+Z = "z_std_sqrt_d"
 
 
 def _is_num(value: object) -> bool:
@@ -35,6 +43,35 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def chunks(names: list[str], size: int = MAX_LINES) -> list[list[str]]:
+    """``names`` split into the fewest panels of at most ``size``, as even as possible."""
+    if not names:
+        return []
+    count = -(-len(names) // size)
+    per = -(-len(names) // count)
+    return [names[i : i + per] for i in range(0, len(names), per)]
+
+
+def top(series: dict[str, list[Point]], size: int = MAX_LINES) -> list[str]:
+    """The names of the ``size`` series with the highest mean y (all when there are fewer)."""
+
+    def mean(name: str) -> float:
+        pts = series[name]
+        return sum(p.y for p in pts) / len(pts) if pts else float("-inf")
+
+    return sorted(sorted(series, key=lambda k: (-mean(k), k))[:size])
+
+
+def _errorbars(ax: Axes, pts: list[Point], color: str) -> None:
+    """Error bars on the points with more than one seed only (one seed has no spread)."""
+    many = [p for p in pts if p.n > 1]
+    if many:
+        ax.errorbar(
+            [p.x for p in many], [p.y for p in many], yerr=[p.err for p in many], fmt="none",
+            ecolor=color, capsize=3,
+        )  # fmt: skip
+
+
 def batch_sweep_plot(
     measured: dict[str, list[Point]],
     measured_title: str,
@@ -45,22 +82,26 @@ def batch_sweep_plot(
     """Accuracy against batch size: the measured sweep(s) left, the paper's table right.
 
     The two panels are different datasets and scales (e.g. Fashion-MNIST at CPU scale beside
-    ImageNet, SimSiam Table 2): compare the shape of the curves, not the numbers.
+    ImageNet, SimSiam Table 2): compare the shape of the curves, not the numbers. Error bars
+    (std over seeds) where a point has more than one seed; at most 8 series (the 8 with the
+    highest mean, the title says so); the legend under the axes.
     """
-    fig = Figure(figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 5.2))
     left, right = fig.subplots(1, 2)
-    for label in sorted(measured):
+    shown = top(measured)
+    colors = colormaps["tab10"]
+    for i, label in enumerate(shown):
         pts = sorted(measured[label], key=lambda p: p.x)
-        left.errorbar(
-            [p.x for p in pts], [p.y for p in pts], yerr=[p.err for p in pts], marker="o",
-            capsize=3, label=label,
-        )  # fmt: skip
-    left.set_title(measured_title, fontsize=10)
+        color = colors(i % 10)
+        left.plot([p.x for p in pts], [p.y for p in pts], marker="o", color=color, label=label)
+        _errorbars(left, pts, color)
+    cut = f" (top {len(shown)} of {len(measured)})" if len(shown) < len(measured) else ""
+    left.set_title(measured_title + cut, fontsize=10)
     left.set_xlabel("batch size")
     left.set_ylabel("top-1 (%)")
     left.set_xscale("log", base=2)
     if measured:
-        left.legend(fontsize=8)
+        left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
     pts = sorted(reported, key=lambda p: p.x)
     right.plot([p.x for p in pts], [p.y for p in pts], marker="s", color="gray", label="reported")
     right.set_title(reported_title, fontsize=10)
@@ -74,52 +115,79 @@ def batch_sweep_plot(
     return _save(fig, path)
 
 
-def collapse_curves_plot(curves: dict[str, list[list[dict]]], knn_key: str, path: Path) -> Path:
-    """z-std × √d and kNN top-1 against steps: one color per variant, one line per seed."""
-    fig = Figure(figsize=(13, 4.8))
-    zax, kax = fig.subplots(1, 2)
-    colors = colormaps["tab20"]
-    for i, variant in enumerate(sorted(curves)):
-        color = colors((2 * i) % 20 + (2 * i // 20) % 2)  # dark shades first
-        for j, curve in enumerate(curves[variant]):
-            label = variant if j == 0 else None
-            zs = [(r["step"], r["z_std_sqrt_d"]) for r in curve if _is_num(r.get("z_std_sqrt_d"))]
-            ks = [(r["step"], r[knn_key]) for r in curve if _is_num(r.get(knn_key))]
-            if zs:
-                zax.plot(*zip(*zs, strict=True), color=color, lw=1, label=label)
-            if ks:
-                kax.plot(*zip(*ks, strict=True), color=color, lw=1, marker="o", ms=3, label=label)
-    zax.set_title("z-std × √d (1 = healthy spread, 0 = collapsed)", fontsize=10)
-    zax.set_xlabel("step")
-    zax.set_ylabel("z-std × √d")
-    kax.set_title(f"kNN top-1 on {knn_key.removeprefix('knn_')} (%)", fontsize=10)
-    kax.set_xlabel("step")
-    kax.set_ylabel("kNN top-1 (%)")
-    for ax in (zax, kax):
-        ax.grid(alpha=0.3)
-    kax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.suptitle("Collapse ablation: curves per variant (one line per seed)", fontsize=11)
+def collapse_curves_plot(
+    curves: dict[str, list[list[dict]]],
+    knn_key: str,
+    path: Path,
+    threshold: float = COLLAPSED_BELOW,
+) -> Path:
+    """z-std × √d and kNN top-1 against steps: one color per variant, one line per seed.
+
+    At most 8 variants per pair of panels (more variants: more rows of panels, in name
+    order); the z-std panels draw the collapse threshold; legends right of the axes.
+    """
+    groups = chunks(sorted(curves))
+    fig = Figure(figsize=(14, 0.6 + 4.2 * max(len(groups), 1)))
+    axes = fig.subplots(max(len(groups), 1), 2, squeeze=False)
+    colors = colormaps["tab10"]
+    for (zax, kax), names in zip(axes, groups, strict=False):
+        for i, variant in enumerate(names):
+            color = colors(i % 10)
+            for j, curve in enumerate(curves[variant]):
+                label = variant if j == 0 else None
+                zs = [(r["step"], r["z_std_sqrt_d"]) for r in curve if _is_num(r.get(Z))]
+                ks = [(r["step"], r[knn_key]) for r in curve if _is_num(r.get(knn_key))]
+                if zs:
+                    zax.plot(*zip(*zs, strict=True), color=color, lw=1, label=label)
+                if ks:
+                    kax.plot(*zip(*ks, strict=True), color=color, lw=1, marker="o", ms=3)
+        zax.axhline(threshold, color="black", ls="--", lw=1, label=f"collapse: < {threshold:g}")
+        zax.set_ylim(bottom=0)
+        zax.set_title("z-std × √d (1 = healthy spread, 0 = collapsed)", fontsize=10)
+        zax.set_xlabel("step")
+        zax.set_ylabel("z-std × √d")
+        kax.set_title(f"kNN top-1 on {knn_key.removeprefix('knn_')} (%)", fontsize=10)
+        kax.set_xlabel("step")
+        kax.set_ylabel("kNN top-1 (%)")
+        for ax in (zax, kax):
+            ax.grid(alpha=0.3)
+        handles, labels = zax.get_legend_handles_labels()
+        kax.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(
+        "Collapse ablation: curves per variant (one line per seed; dashed: collapse threshold)",
+        fontsize=11,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
 
 def ap_by_method_plot(panels: dict[str, dict[str, Point]], path: Path) -> Path:
     """AP per pretraining method, one panel per detection task (its title names the task and
-    its metric: the registry's primary one); error bars = std."""
+    its metric: the registry's primary one); error bars = std, only on bars of more than one
+    seed; the AP axis starts at 0; at most 8 bars per panel (the 8 highest, said in the title).
+    """
     names = sorted(panels)
     fig = Figure(figsize=(5 * len(names) + 1, 4.5))
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, task in zip(axes, names, strict=True):
         bars = panels[task]
-        labels = sorted(bars)
+        labels = sorted(sorted(bars, key=lambda k: (-bars[k].y, k))[:MAX_LINES])
         ax.bar(
-            range(len(labels)), [bars[k].y for k in labels], yerr=[bars[k].err for k in labels],
-            capsize=3, color=["tab:gray" if k.startswith("random") else "tab:blue" for k in labels],
+            range(len(labels)), [bars[k].y for k in labels],
+            color=["tab:gray" if k.startswith("random") else "tab:blue" for k in labels],
         )  # fmt: skip
+        many = [(i, bars[k]) for i, k in enumerate(labels) if bars[k].n > 1]
+        if many:
+            ax.errorbar(
+                [i for i, _ in many], [p.y for _, p in many], yerr=[p.err for _, p in many],
+                fmt="none", ecolor="black", capsize=3,
+            )  # fmt: skip
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-        ax.set_title(task, fontsize=10)
+        cut = f" (top {len(labels)} of {len(bars)})" if len(labels) < len(bars) else ""
+        ax.set_title(task + cut, fontsize=10)
         ax.set_ylabel("AP (%)")
+        ax.set_ylim(bottom=0)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Detection AP per pretraining method (mean ± std over seeds)", fontsize=11)
     fig.tight_layout()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from leaderboards.markdown import Paths, marker
-from leaderboards.records import KNOWN_TASKS, Flagged
+from leaderboards.record_set import KNOWN_TASKS, Flagged
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,11 @@ HOW_TO_READ = """\
 ## How to read the tables
 
 - **Measured** rows come from the result records in `{results}/` (one JSON file per run,
-  written by `transfer/run.py`, `pretrain/sweep.py` and `pretrain/ablate.py`). The seeds of one
-  configuration form one row: the cell is `mean ± std` (sample standard deviation over the
-  seeds) and `n seeds` says how many; with one seed the cell is the value and n is 1. A seed
-  measured twice counts once (the later run; the older one is linked as superseded).
+  written by `transfer/run.py`, `experiments/sweep.py` and `experiments/ablate.py`). The
+  seeds of one configuration form one row: the cell is `mean ± std` (sample standard
+  deviation over the seeds) and `n seeds` says how many; with one seed the cell is the value
+  and n is 1. A seed measured twice counts once (the later run; the older one is linked as
+  superseded).
 - A configuration is: the task, trained or random init, the pretraining without its seed
   (method, recipe, backbone and width, epochs, batch size, data, sweep point) and the
   protocol. Rows with different protocols are never merged.
@@ -34,8 +35,19 @@ HOW_TO_READ = """\
   best on a val split`) followed by a protocol id: 8 hex digits of the SHA-1 of the record's
   full `protocol`, so two rows with the same id were measured the same way. The full protocol
   is in the linked record.
-- Every measured row links to its record(s) (`runs`) and shows the short git sha, the
-  hardware (`hardware.device`) and the date the run finished.
+- On the transfer, methods and sweep boards a measured row is one line: its `runs` cell
+  (`n runs`) links the row's detail page in `rows/`, which lists every record behind it
+  (linked) with its seed, protocol id, full git sha, hardware (`hardware.device`), finish
+  time and wall time, the metrics of each seed, the predictions saved beside the record (its
+  `artifacts`: file, size, sha256) and the superseded runs; `date` is the day the latest of
+  them finished. The collapse-ablation board links its records, git sha and date from the
+  row itself.
+- The kNN board ends with a **raw pixels** row: kNN on the normalized, flattened pixels with
+  the same bank, queries, k and T (`metrics.raw_pixels_top1_k20` of the kNN records), the
+  baseline an encoder's features are compared with.
+- Plots: error bars (std over seeds) only where a point has more than one seed; AP axes start
+  at 0; at most 8 lines or bars per panel (more are split into panels, or the 8 highest are
+  kept and the title says so); the collapse curves draw the collapse threshold.
 - **reported** rows are the papers' numbers (`leaderboards/reported.toml`, each with its
   paper and table). They are in tables of their own, never averaged with measured rows, and
   mostly measure something else (ImageNet, ResNet-50, hundreds of epochs) than the embedded

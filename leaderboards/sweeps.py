@@ -13,14 +13,20 @@ from typing import Any
 
 from leaderboards.aggregate import Group, group_records
 from leaderboards.boards import HOW_TO_READ, Column, reported_table, sources
-from leaderboards.markdown import Paths, marker, num, provenance, run_links, table, unique
+from leaderboards.markdown import Paths, marker, num, table, unique
 from leaderboards.plots import Point, batch_sweep_plot
-from leaderboards.records import Record
+from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
+from leaderboards.rows import RowPages, latest_date
 from records.length import length_of
 
 BATCH_AXIS = "train.batch_size"
 PLOT = "batch_size_sweep.png"
+TITLE = "Sweeps: batch size (and other axes)"
+SAME_ON_METHODS = (
+    "A sweep over recipes compares methods: its points are also rows of the "
+    "[methods board](methods.md), beside the other transfer tasks."
+)
 TRANSFER_COLUMNS = (("knn", "top1_k20", "kNN top-1 k=20"), ("linear", "top1", "linear top-1"))
 
 
@@ -55,7 +61,7 @@ def _protocol(groups: list[Group], key: str) -> str:
 
 
 def sweep_tables(
-    pretrain: list[Group], transfer: dict[str, list[Group]], paths: Paths
+    pretrain: list[Group], transfer: dict[str, list[Group]], details: RowPages
 ) -> list[tuple[str, str, str, list[tuple[Any, dict[str, Group | None]]]]]:
     """(axis, id, markdown, [(value, {task: group})]) for every sweep, batch-size axis first."""
     sweeps: dict[tuple[str, str], dict[str, list[Group]]] = {}
@@ -74,8 +80,7 @@ def sweep_tables(
             key=_value_key,
         )  # fmt: skip
         headers = [axis, "lr", "accum steps", "steps", "loss", "z-std × √d", "collapsed"]
-        headers += ["img/s", *(h for _, _, h in TRANSFER_COLUMNS), "n seeds", "runs"]
-        headers += ["git", "hardware", "date"]
+        headers += ["img/s", *(h for _, _, h in TRANSFER_COLUMNS), "n seeds", "runs", "date"]
         rows, points = [], []
         for value in values:
 
@@ -102,7 +107,11 @@ def sweep_tables(
             records: list[Record] = [r for g in everything for r in g.records]
             superseded = [r for g in everything for r in g.superseded]
             cells.append(", ".join(unique(str(g.n) for g in pre)) or "–")
-            cells += [run_links(paths, records, superseded), *provenance(records)]
+            key = json.dumps([axis, sweep_id, value], sort_keys=True, default=str)
+            title = f"sweep {sweep_id}, {axis}={num(value)}"
+            named = list(zip(headers, cells, strict=False))
+            link = details.link(key, title, named, records, superseded, f"{sweep_id} {num(value)}")
+            cells += [link, latest_date(records)]
             rows.append(cells)
             points.append((value, found))
         out.append((axis, sweep_id, table(headers, rows), points))
@@ -113,18 +122,33 @@ def _flat(by_task: dict[str, list[Group]]) -> list[Group]:
     return [g for groups in by_task.values() for g in groups]
 
 
+def _facts(group: Group) -> dict[str, str]:
+    """What a sweep's description states of one point, by name."""
+    pre = group.first.get("pretrain", {}) or {}
+    backbone = pre.get("backbone", {}) or {}
+    proto = group.first.get("protocol", {}) or {}
+    return {
+        "method (recipe)": f"{pre.get('method', '?')} ({pre.get('recipe', '?')})",
+        "backbone": f"{backbone.get('name', '?')} w{backbone.get('width', '?')}",
+        "data": str(pre.get("dataset", "?")),
+        "length": _length(pre),
+        "lr scaling": f"lr scaling {proto.get('lr_scaling', '?')}",
+        "base lr": f"base lr {num(proto.get('base_lr'))}",
+    }
+
+
 def _describe(groups: list[Group]) -> str:
+    """What the points of a sweep share, then what differs between them besides the axis
+    (a sweep over recipes changes the method and its base lr with the recipe)."""
     if not groups:
         return ""
-    pre = groups[0].first.get("pretrain", {}) or {}
-    backbone = pre.get("backbone", {}) or {}
-    proto = groups[0].first.get("protocol", {}) or {}
-    return (
-        f"{pre.get('method', '?')} ({pre.get('recipe', '?')}), {backbone.get('name', '?')} "
-        f"w{backbone.get('width', '?')}, {pre.get('dataset', '?')}, "
-        f"{_length(pre)}, lr scaling {proto.get('lr_scaling', '?')} "
-        f"(base lr {num(proto.get('base_lr'))})."
-    )
+    facts = [_facts(g) for g in groups]
+    common = [v for k, v in facts[0].items() if all(f[k] == v for f in facts)]
+    varying = [k for k in facts[0] if any(f[k] != facts[0][k] for f in facts)]
+    text = "All points: " + ", ".join(common) + "." if common else ""
+    if varying:
+        text += f" Set by each point: {', '.join(varying)}."
+    return text.strip()
 
 
 def _length(pre: dict[str, Any]) -> str:
@@ -145,9 +169,10 @@ def render_sweeps(
         task: [g for g in group_records(records, task) if g.first.get("sweep")]
         for task, _, _ in TRANSFER_COLUMNS
     }
-    tables = sweep_tables(pretrain, transfer, paths)
+    details = RowPages(paths, "sweep", TITLE, "batch_size_sweep.md")
+    tables = sweep_tables(pretrain, transfer, details)
     rep = rows_for(reported, "batch_size_sweep")
-    parts = [marker(paths), "", "# Sweeps: batch size (and other axes)", ""]
+    parts = [marker(paths), "", f"# {TITLE}", ""]
     parts += [
         "One row per sweep point: the pretraining at that point (lr after the recipe's scaling "
         "rule, gradient-accumulation steps, optimizer steps, final loss, z-std × √d, collapsed "
@@ -166,6 +191,8 @@ def render_sweeps(
         parts += [f"### `{axis}`, sweep `{sweep_id}`", ""]
         if pre:
             parts += [_describe(pre), ""]
+        if axis == "recipe":
+            parts += [SAME_ON_METHODS, ""]
         parts += [md, ""]
         rows += len(points)
     measured = _plot_series(tables)
@@ -194,6 +221,7 @@ def render_sweeps(
         parts += [reported_table(rep, columns), "", sources(rep, papers)]
     else:
         parts.append("No reported numbers for sweeps.")
+    details.write()
     return "\n".join(parts) + "\n", rows, plots
 
 
@@ -213,6 +241,6 @@ def _plot_series(tables: list) -> dict[str, list[Point]]:
                 stat = g.stat(metric) if g else None
                 if stat and isinstance(value, int | float):
                     series.setdefault(f"{sweep_id}: {header}", []).append(
-                        Point(float(value), stat.mean, stat.std or 0.0)
+                        Point(float(value), stat.mean, stat.std or 0.0, stat.n)
                     )
     return series

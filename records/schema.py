@@ -74,7 +74,7 @@ def _check_trained(pretrain: dict) -> None:
 
 
 def _check_run(data: dict) -> None:
-    """Transfer and pretraining records (``transfer/run.py``, ``pretrain/sweep.py``)."""
+    """Transfer and pretraining records (``transfer/run.py``, ``experiments/sweep.py``)."""
     spec = get(data["task"])
     _need(data, "run_id", str, "a string")
     model = _need(data, "model", dict, "an object")
@@ -108,7 +108,7 @@ def _check_run(data: dict) -> None:
 
 
 def _check_ablation(data: dict) -> None:
-    """Collapse-ablation records (``pretrain/ablate.py``): numbers at the top level."""
+    """Collapse-ablation records (``experiments/ablate.py``): numbers at the top level."""
     for key in ABLATION_STRINGS:
         _need(data, key, str, "a string")
     for (key,) in get("ablation").required:
@@ -139,7 +139,7 @@ def validate(data: Any) -> Samples:
         if data.get("kind") == "collapse_ablation":
             raise RecordError(
                 "missing key 'task' (an old collapse_ablation record: regenerate it with "
-                "python pretrain/ablate.py, which writes task 'ablation')"
+                "python experiments/ablate.py, which writes task 'ablation')"
             )
         raise RecordError(f"missing key 'task' (known: {', '.join(KNOWN_TASKS)})")
     task = data["task"]

@@ -353,10 +353,14 @@ def test_knn_linear_lowshot_predictions_give_back_the_recorded_top1(
     base = ["--model", str(encoder_dir), f"data_root={tiny_fmnist}"]
     knn, knn_path = _run(["--task", "knn", *base], tmp_path)
     table = read_prediction_table(_artifact(knn_path, "predictions.csv"))
-    assert list(table) == ["index", "label", "pred_k20", "pred_k200"]
+    assert list(table) == ["index", "label", "pred_k20", "pred_k200"] + [
+        "raw_pixels_pred_k20",  # the raw-pixels baseline, audited the same way
+        "raw_pixels_pred_k200",
+    ]
     assert table["index"].tolist() == list(range(128))  # every test image, in order
     for k in (20, 200):
         assert _top1(table, f"pred_k{k}") == knn["metrics"][f"top1_k{k}"]
+        assert _top1(table, f"raw_pixels_pred_k{k}") == knn["metrics"][f"raw_pixels_top1_k{k}"]
 
     lin, lin_path = _run(["--task", "linear", *base, "epochs=5", "lrs=(0.1,1.0)"], tmp_path)
     table = read_prediction_table(_artifact(lin_path, "predictions.csv"))

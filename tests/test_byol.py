@@ -135,7 +135,8 @@ def test_byol_rejects_simsiam_only_switches(tiny_fmnist):
 
 
 def test_asymmetric_views_blur_and_solarize_as_byol_table_6(tiny_fmnist):
-    from pretrain.augment import BYOL_VIEWS, SmallImageAugment
+    from common.small_augment import SmallImageAugment
+    from pretrain.augment import BYOL_VIEWS
     from pretrain.data import pretrain_dataset
 
     assert BYOL_VIEWS == ({"blur_p": 1.0, "solarize_p": 0.0}, {"blur_p": 0.1, "solarize_p": 0.2})
@@ -152,7 +153,7 @@ def test_asymmetric_views_blur_and_solarize_as_byol_table_6(tiny_fmnist):
     assert not torch.allclose(sharp, blurred)  # the edge is softened
     assert blurred[:, :, :, 13:15].std() < sharp[:, :, :, 13:15].std()
     sol = SmallImageAugment(**plain, solarize_p=1.0)(images, torch.Generator().manual_seed(0))
-    from pretrain.augment import FMNIST_MEAN, FMNIST_STD
+    from common.image_stats import FMNIST_MEAN, FMNIST_STD
 
     white = (1.0 - FMNIST_MEAN[0]) / FMNIST_STD[0]
     black = (0.0 - FMNIST_MEAN[0]) / FMNIST_STD[0]
@@ -161,7 +162,7 @@ def test_asymmetric_views_blur_and_solarize_as_byol_table_6(tiny_fmnist):
 
 
 def test_gaussian_blur_keeps_a_constant_image():
-    from pretrain.augment import gaussian_blur_batch
+    from common.small_augment import gaussian_blur_batch
 
     x = torch.full((3, 1, 10, 10), 0.7)
     y = gaussian_blur_batch(x, torch.tensor([0.1, 1.0, 2.0]), 3)

@@ -125,9 +125,9 @@ def test_batch_size_must_split_over_the_processes(tiny_fmnist, tmp_path, monkeyp
 
 
 def test_the_project_errors_are_user_errors():
+    from common.datasets import DataError
     from common.images import ImageError
     from pretrain.checkpoint import CheckpointError
-    from pretrain.data import DataError
     from slurm.presets import PresetError
 
     for error in (ConfigError, DataError, CheckpointError, PresetError, ImageError):

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from common.datasets import DataError, image_folder
 from common.errors import clean_message
 from common.images import ImageError, open_image
-from pretrain.data import DataError, image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from pretrain.knn import knn_predict, knn_top1
+from common.knn import knn_predict, knn_top1
 from pretrain.monitors import collapse_stats, is_collapsed, rankme
 
 
@@ -105,7 +105,7 @@ def test_knn_on_z_is_blind_to_the_residuals_size_until_float_resolution():
 
 
 def test_knn_monitor_logs_the_banks_collapse_figures_in_eval_mode(tiny_fmnist, tmp_path):
-    from pretrain.augment import normalize_small
+    from common.transforms import normalize_small
     from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
     from pretrain.train import Trainer
     from tests.conftest import tiny_config

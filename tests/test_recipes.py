@@ -49,7 +49,7 @@ def test_recipe_loads_and_names_its_method(recipe):
     ],
 )
 def test_paper_presets(recipe, lr, wd, m):
-    """RECIPES.md: BYOL App. C presets; MoCo v3 CONFIG.md for ResNet-50."""
+    """docs/recipes.md, "BYOL" and "MoCo v3": BYOL's presets; MoCo v3 CONFIG.md for ResNet-50."""
     cfg = load_config(recipe)
     assert (cfg.optim.base_lr, cfg.optim.weight_decay, cfg.method.momentum_base) == (lr, wd, m)
     assert cfg.optim.name == "lars" and cfg.optim.exclude_bias_norm

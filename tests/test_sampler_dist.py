@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pretrain.augment import SmallImageAugment
+from common.small_augment import SmallImageAugment
 from pretrain.config import ConfigError
 from pretrain.data import EpochBatchSampler
 

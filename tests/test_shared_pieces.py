@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from common.lars import LARS
 from pretrain.ema import ema_update_
 from pretrain.heads import BiasPredictor, bn_layout, build_predictor, mlp_head
-from pretrain.lars import LARS
 from pretrain.optim import build_optimizer, build_param_groups
 from pretrain.schedules import cosine_between, cosine_to_one, momentum_at
 from tests.conftest import tiny_config

@@ -156,7 +156,7 @@ def test_balanced_subsets_are_fixed_and_balanced() -> None:
 
 
 def test_shipped_fashion_mnist_subsets_match_the_generator(real_fmnist) -> None:
-    from pretrain.data import load_fashion_mnist
+    from common.datasets import load_fashion_mnist
 
     _, labels = load_fashion_mnist(real_fmnist, "train")
     for pct in (1, 10):

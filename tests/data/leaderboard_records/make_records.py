@@ -1,15 +1,17 @@
 """Writes the leaderboard test records in this folder: ``python make_records.py``.
 
-Realistic records of every board, in the formats of ``transfer/records.py`` (transfer tasks),
-the sweeps (task ``pretrain``) and ``pretrain/ablate.py`` (task ``ablation``): several seeds
+Realistic records of every board, in the formats of ``transfer/run_records.py`` (transfer tasks),
+the sweeps (task ``pretrain``) and ``experiments/ablate.py`` (task ``ablation``): several seeds
 of one configuration, a multi-seed run, a re-run of a seed, a measured row beside a reported
 one (the SimSiam release at 100 ep / batch 256, SimSiam Table 4), a sweep of 4 batch sizes
-with kNN and linear on each point, a second sweep axis, and ablation variants with curves.
+with kNN and linear on each point, a second sweep axis, ablation variants with curves, and two
+kNN runs with the raw-pixels baseline and their predictions file.
 Values come from a seeded generator, so re-running rewrites identical files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -344,15 +346,51 @@ def all_records() -> list[tuple[str, dict]]:
     return out
 
 
+RAW_PIXELS = {"raw_pixels_top1_k20": 85.69, "raw_pixels_top1_k200": 82.41}
+PREDICTIONS = (  # a short stand-in for predictions.csv (the real one has a row per test image)
+    "index,label,pred_k20,pred_k200,raw_pixels_pred_k20,raw_pixels_pred_k200\n"
+    "0,9,9,9,9,9\n1,2,2,2,2,6\n2,1,1,1,1,1\n3,1,1,1,1,1\n"
+)
+
+
+def with_predictions(records: list[tuple[str, dict]]) -> dict[str, str]:
+    """The BYOL and MoCo v3 kNN runs as the kNN task writes them now: the raw-pixels baseline
+    in their metrics and their predictions beside the record (``<task>/<run_id>/``, listed under
+    ``artifacts``). Returns the artifact files to write: {path: text}."""
+    files = {}
+    for _, rec in records:
+        if rec["task"] == "knn" and rec["run_id"] in (
+            "20261120-100400-byol-s0",
+            "20261120-100500-mocov3-s0",
+        ):
+            rec["metrics"] |= RAW_PIXELS
+            data = PREDICTIONS.encode()
+            rec["artifacts"] = [
+                {
+                    "name": "predictions.csv",
+                    "path": f"{rec['run_id']}/predictions.csv",
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data),
+                }
+            ]
+            files[f"knn/{rec['run_id']}/predictions.csv"] = PREDICTIONS
+    return files
+
+
 def main() -> None:
     for sub in HERE.iterdir():
         if sub.is_dir():
             shutil.rmtree(sub)
     records = all_records()
+    artifacts = with_predictions(records)
     for rel, rec in records:
         path = HERE / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+    for rel, text in artifacts.items():
+        path = HERE / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     print(f"wrote {len(records)} records under {HERE}")
 
 

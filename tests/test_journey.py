@@ -1,0 +1,133 @@
+"""The chained journeys of the README, run as a user runs them: one command after another, each a
+real process, down to the generated pages.
+
+1. pretrain a tiny run (stopped early) → publish it → ``transfer/run.py`` with every task
+   (knn, linear, lowshot, fmnist_det, and voc_det / coco_det on tiny trees in the official
+   layouts) → ``leaderboards/build.py --strict``: exit 0, every record rendered, the trained
+   length (not the configured one) on every board and in the model card.
+2. two tiny 2-point batch-size sweeps of the same recipe and different lengths →
+   ``leaderboards/build.py --strict``: each point is its own row, the two sweeps never merge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY
+from tests.trees import write_coco_tree, write_voc_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("knn", "linear", "lowshot", "fmnist_det", "voc_det", "coco_det")
+STEPS = 6  # of the tiny recipe's 16: the run stops early
+
+
+def cli(*args: object, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
+    """One command of the journey, as a user types it (from the repository root by default)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SIAMHUB_PROGRESS_SECONDS": "60"}
+    proc = subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    assert proc.returncode == 0, f"{args[:3]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def records(results: Path) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for path in sorted(results.glob("*/*.json")):
+        found.setdefault(path.parent.name, []).append(json.loads(path.read_text()))
+    return found
+
+
+def test_pretrain_publish_transfer_every_task_and_build_the_boards(tiny_fmnist, tmp_path):
+    run, encoder, results = tmp_path / "run", tmp_path / "encoder", tmp_path / "results"
+    cli("pretrain/run.py", "--run-dir", run, *TINY, f"data.root={tiny_fmnist}",
+        f"train.max_steps={STEPS}", "train.threads=1", "eval.final_knn=false")  # fmt: skip
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["trained"] == {
+        "steps": STEPS,
+        "epochs": pytest.approx(STEPS / 8),
+        "stopped_early": True,
+    }
+
+    cli("hub/publish.py", run, "--out", encoder, "--results", results)
+    assert json.loads((encoder / "config.json").read_text())["ssl"]["method"] == "simsiam"
+
+    voc, coco = write_voc_tree(tmp_path / "voc"), write_coco_tree(tmp_path / "coco")
+    det = ["--iters", "2", "--short-side", "64"]
+    options = {
+        "knn": [f"data_root={tiny_fmnist}"],
+        "linear": [f"data_root={tiny_fmnist}", "epochs=3", "lrs=(0.3,)"],
+        "lowshot": [f"data_root={tiny_fmnist}", "steps=5"],
+        "fmnist_det": [
+            *det,
+            f"fmnist_root={tiny_fmnist}",
+            "n_train=8",
+            "n_test=4",
+            f"data_dir={tmp_path / 'fmnist_det'}",
+        ],  # fmt: skip
+        "voc_det": [*det, f"data_root={voc}"],
+        "coco_det": [*det, f"data_root={coco}"],
+    }
+    for task in TASKS:
+        cli("transfer/run.py", "--task", task, "--model", encoder, "--results-dir", results,
+            "--work-dir", tmp_path / "work", "--threads", "1", *options[task])  # fmt: skip
+    written = records(results)
+    assert sorted(written) == sorted(TASKS)
+    for task, [record] in written.items():
+        assert record["pretrain"]["trained"]["steps"] == STEPS, task
+        for artifact in record.get("artifacts", []):  # the predictions it was computed from
+            assert (results / task / artifact["path"]).is_file(), (task, artifact)
+    assert written["voc_det"][0]["artifacts"] and written["coco_det"][0]["artifacts"]
+
+    boards = tmp_path / "boards"
+    built = cli("leaderboards/build.py", "--strict", "--results", results, "--out", boards)
+    assert "not rendered" not in built.stderr
+    for task in TASKS:
+        page = (boards / f"{task}.md").read_text()
+        assert f"{STEPS} steps" in page, task  # the trained length, not "2 ep"
+        assert "2 ep" not in page, task
+
+    cli("hub/publish.py", run, "--out", encoder, "--results", results)  # now with results
+    card = (encoder / "README.md").read_text()
+    assert f"{STEPS} steps" in card and "None" not in card
+
+
+SWEEP = [
+    "--recipe", "simsiam_resnet18_fmnist", "--transfer", "knn", "--batch-sizes", "32,64",
+    "model.width=8", "method.proj_dim=32", "method.proj_hidden_dim=32",
+    "method.pred_hidden_dim=8", "train.epochs=1", "train.precision='fp32'", "train.threads=1",
+    "monitor.knn_every_epochs=0", "data.num_workers=0", "eval.final_knn=false",
+]  # fmt: skip
+
+
+def test_two_sweeps_of_one_recipe_become_their_own_rows_on_the_board(tiny_fmnist, tmp_path):
+    """Both with the default sweep name and folder (runs/sweeps/<id> under the working
+    directory), as the user who saw them merge ran them."""
+    results, boards = tmp_path / "results", tmp_path / "boards"
+    sweep = ROOT / "experiments" / "sweep.py"
+    for steps in (2, 3, 2):  # the third command is the first again: it resumes, runs nothing
+        cli(sweep, *SWEEP, f"train.max_steps={steps}", f"data.root={tiny_fmnist}",
+            "--results-dir", results, cwd=tmp_path)  # fmt: skip
+    pretrain = records(results)["pretrain"]
+    assert len(pretrain) == 4 and len({r["sweep"]["id"] for r in pretrain}) == 2
+    assert len(list((tmp_path / "runs" / "sweeps").iterdir())) == 2
+
+    cli(ROOT / "leaderboards" / "build.py", "--strict", "--results", results, "--out", boards)
+    page = (boards / "batch_size_sweep.md").read_text()
+    sections = page.split("### `train.batch_size`, sweep ")[1:]
+    assert len(sections) == 2, page  # one table per sweep
+    for section in sections:  # each with its own two points
+        rows = [line for line in section.splitlines() if line.startswith(("| 32 |", "| 64 |"))]
+        assert len(rows) == 2, section
+    assert "<br>" not in page  # no cell carries two runs' numbers
