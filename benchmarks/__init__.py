@@ -1,2 +1,2 @@
-"""Benchmarks: each module runs as a script (``python benchmarks/<name>.py --help``) and imports
-the others as ``benchmarks.<name>``."""
+"""Benchmarks: each script runs as ``python benchmarks/<name>.py --help`` and imports the
+others (and their shared modules, e.g. ``step_setup``) as ``benchmarks.<name>``."""

@@ -19,9 +19,10 @@ share of the machine's ceiling. This one splits that step, measured in one run:
   (input gradient where the input needs one, weight gradient). A per-shape table shows which
   convolutions cost the most and how fast each runs.
 
-The step is ``pretrain_throughput.ours_step``: ``Trainer.train_step`` on the recipe's model, with
-the recipe's precision and memory format unless overridden. The ceiling is the same
-``measure_ceiling`` as there (a large matmul and a 3×3 channels_last conv, best of 5).
+The step is ``step_setup.ours_step``: ``Trainer.train_step`` on the recipe's model, with
+the recipe's precision and memory format unless overridden. The ceiling is the throughput
+benchmark's ``step_timing.measure_ceiling`` (a large matmul and a 3×3 channels_last conv, best
+of 5).
 
 Example::
 
@@ -41,13 +42,14 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks import pretrain_throughput as tp
+from benchmarks.step_setup import add_backbone_args, benchmark_config, ours_step, random_views
+from benchmarks.step_timing import Step, measure_ceiling, time_steps
 from pretrain.train import autocast_dtype
 
 CONV_OPS = {"forward": "convolution", "backward": "convolution_backward"}
 
 
-def conv_flops(step: tp.Step) -> dict[str, int]:
+def conv_flops(step: Step) -> dict[str, int]:
     """FLOPs of one step: conv forward, conv backward, and the total."""
     with FlopCounterMode(display=False) as counter:
         step()
@@ -59,7 +61,7 @@ def conv_flops(step: tp.Step) -> dict[str, int]:
     return out
 
 
-def conv_seconds(step: tp.Step, steps: int) -> dict[str, float]:
+def conv_seconds(step: Step, steps: int) -> dict[str, float]:
     """Profiled seconds per step spent in conv forward and conv backward (CPU totals)."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
@@ -80,7 +82,7 @@ class ConvCall:
     input_grad: bool
 
 
-def conv_calls(model: nn.Module, step: tp.Step) -> Counter[ConvCall]:
+def conv_calls(model: nn.Module, step: Step) -> Counter[ConvCall]:
     """The convolutions one step runs, with how many times each runs, via forward hooks."""
     calls: Counter[ConvCall] = Counter()
 
@@ -139,9 +141,9 @@ def isolated_conv_seconds(
             [call.input_grad, True, False],
         )
 
-    def median_seconds(fn: tp.Step) -> float:
-        tp.time_steps(fn, 2, cpu)  # warm-up
-        return statistics.median(tp.time_steps(fn, 1, cpu) for _ in range(reps))
+    def median_seconds(fn: Step) -> float:
+        time_steps(fn, 2, cpu)  # warm-up
+        return statistics.median(time_steps(fn, 1, cpu) for _ in range(reps))
 
     return median_seconds(forward), median_seconds(backward)
 
@@ -157,7 +159,7 @@ def conv_call_flops(call: ConvCall) -> tuple[int, int]:
 
 
 def kernels_alone(
-    model: nn.Module, step: tp.Step, dtype: torch.dtype, memory_format: torch.memory_format
+    model: nn.Module, step: Step, dtype: torch.dtype, memory_format: torch.memory_format
 ) -> list[dict[str, float | str | int]]:
     """One row per distinct convolution of the step: count, FLOPs and time of its kernels."""
     rows = []
@@ -183,7 +185,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--method", choices=["simsiam", "byol", "mocov3"], default="simsiam")
     p.add_argument("--batch", type=int, default=256)
-    tp.add_backbone_args(p)
+    add_backbone_args(p)
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None)
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 keeps the default")
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    cfg = tp.benchmark_config(
+    cfg = benchmark_config(
         args.method,
         batch=args.batch,
         img_size=args.img_size,
@@ -210,15 +212,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     amp = autocast_dtype(cfg.train.precision, device)
     size = cfg.data.img_size
-    step, model = tp.ours_step(cfg, device, *tp.random_views(cfg, device, seed=0))
+    step, model = ours_step(cfg, device, *random_views(cfg, device, seed=0))
     for _ in range(args.warmup):
         step()
 
     flops = conv_flops(step)
-    step_s = statistics.median(tp.time_steps(step, 1, device) for _ in range(args.steps))
+    step_s = statistics.median(time_steps(step, 1, device) for _ in range(args.steps))
     conv_s = conv_seconds(step, args.steps)
     dtypes = [torch.float32] + ([torch.bfloat16] if amp == torch.bfloat16 else [])
-    ceiling = max(c["gflops"] for c in tp.measure_ceiling(device, dtypes))
+    ceiling = max(c["gflops"] for c in measure_ceiling(device, dtypes))
 
     def pct(gflops: float) -> float:
         return 100 * gflops / ceiling

@@ -1,8 +1,8 @@
 """The paths of ``gpu_check.py``: each takes a ``Context`` and returns (figures, info).
 
 Figures are finite numbers, info is what they were measured on. A path that cannot run here
-raises ``Skip`` with the reason; any other exception fails it. ``GPU`` / ``DRY`` hold each
-path's sizes on the CUDA device and in the CPU dry run.
+raises ``Skip`` with the reason; any other exception fails it. ``gpu_check_sizes.GPU`` /
+``DRY`` hold each path's sizes on the CUDA device and in the CPU dry run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from benchmarks import data_pipeline as dp
-from benchmarks import pretrain_throughput as tp
+from benchmarks.gpu_check_sizes import DRY, GPU
+from benchmarks.step_setup import TrainerState, benchmark_config, ours_step, random_views
+from benchmarks.step_timing import time_steps
 from common.datasets import FMNIST_FILES, DataError, load_fashion_mnist
 from pretrain.config import load_config
 from pretrain.data import pretrain_loader
@@ -43,30 +45,6 @@ Info = dict[str, Any]
 METHODS = ("simsiam", "byol", "mocov3")
 SMALL = "simsiam_resnet18_fmnist"
 SYNTHETIC = "fmnist-synthetic"  # the stand-in's folder name
-# The dry run shrinks every network: tiny widths and heads, 28-64 px, 2 steps.
-TINY_HEADS = ["method.proj_dim=64", "method.proj_hidden_dim=64", "method.pred_hidden_dim=16"]
-GPU = {
-    "train_steps": {"batch": 256, "warmup": 5, "steps": 20, "width": None},
-    "ddp": {"batch": 256, "steps": 30, "ddp_steps": 10, "extra": []},
-    "data_pipeline": {
-        "images": 640, "sizes": ((500, 375), (375, 500), (500, 333), (640, 480)), "img": 224,
-        "batch": 128, "workers": 10, "batches": 20, "steps": 12, "extra": [],
-    },
-    "detection": {"n_train": 1000, "n_test": 200, "iters": 0, "batch": 0},  # 0: the preset's
-    "throughput": ["--model", "resnet50", "--img-size", "224", "--rounds", "3",
-                   "--steps-per-round", "4", "--warmup", "2"],
-}  # fmt: skip
-DRY = {
-    "train_steps": {"batch": 16, "warmup": 1, "steps": 2, "width": 8},
-    "ddp": {"batch": 32, "steps": 2, "ddp_steps": 2, "extra": ["model.width=8", *TINY_HEADS]},
-    "data_pipeline": {
-        "images": 32, "sizes": ((80, 60), (60, 80), (64, 48)), "img": 32, "batch": 8,
-        "workers": 1, "batches": 3, "steps": 2, "extra": ["model.width=8", *TINY_HEADS],
-    },
-    "detection": {"n_train": 8, "n_test": 4, "iters": 2, "batch": 2},
-    "throughput": ["--model", "resnet50", "--img-size", "32", "--width", "8", "--batch", "8",
-                   "--rounds", "2", "--steps-per-round", "1", "--warmup", "1", "--threads", "1"],
-}  # fmt: skip
 
 
 class Skip(Exception):
@@ -137,16 +115,16 @@ def train_steps(ctx: Context) -> tuple[Figures, Info]:
     figures: Figures = {}
     info: Info = {**env_info(ctx), "batch": s["batch"], "timed_steps": s["steps"]}
     for method in METHODS:
-        cfg = tp.benchmark_config(
+        cfg = benchmark_config(
             method, batch=s["batch"], device=ctx.device.type, width=s["width"],
             precision="bf16", channels_last=True,
         )  # fmt: skip
-        x1, x2 = tp.random_views(cfg, ctx.device, seed=0)
+        x1, x2 = random_views(cfg, ctx.device, seed=0)
         torch.manual_seed(0)
-        step, model = tp.ours_step(cfg, ctx.device, x1, x2)
+        step, model = ours_step(cfg, ctx.device, x1, x2)
         for _ in range(s["warmup"]):
             step()
-        seconds = tp.time_steps(step, s["steps"], ctx.device)
+        seconds = time_steps(step, s["steps"], ctx.device)
         out = step()
         if not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last):
             raise AssertionError(f"{method}: the backbone is not channels_last")
@@ -223,17 +201,17 @@ def ddp_steps(ctx: Context, cfg: Any, steps: int, info: Info) -> Figures:
     if not isinstance(wrapped, DistributedDataParallel):
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         wrapped = DistributedDataParallel(model, device_ids=ids)
-    state = tp.TrainerState(
+    state = TrainerState(
         cfg, model, wrapped, build_optimizer(model, cfg), ctx.device, memory_format,
         autocast_dtype("bf16", ctx.device),
     )  # fmt: skip
-    x1, x2 = tp.random_views(cfg, ctx.device, seed=0)
+    x1, x2 = random_views(cfg, ctx.device, seed=0)
 
     def step() -> dict[str, torch.Tensor]:
         return Trainer.train_step(state, x1, x2)  # type: ignore[arg-type]
 
     step()
-    seconds = tp.time_steps(step, steps, ctx.device)
+    seconds = time_steps(step, steps, ctx.device)
     loss = sdist.all_reduce_mean(step()["loss"]).item()
     info["syncbn"] = f"{len(bns)} x {type(bns[0]).__name__}, in {type(wrapped).__name__}"
     return {
@@ -391,7 +369,7 @@ def throughput(ctx: Context) -> tuple[Figures, Info]:
     if importlib.util.find_spec("lightly") is None:
         raise Skip("lightly is not installed (the bench extra: pip install -e '.[bench]')")
     result = ctx.work / "throughput.json"
-    script = Path(tp.__file__).resolve()
+    script = Path(__file__).resolve().with_name("pretrain_throughput.py")
     args = [*ctx.sizes["throughput"], "--device", ctx.device.type, "--precision", "bf16"]
     subprocess.run([sys.executable, str(script), *args, "--json", str(result)], check=True)
     r = json.loads(result.read_text())

@@ -49,357 +49,24 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import os
 import platform
 import statistics
-import time
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from hub.backbones import create_backbone
-from pretrain.config import Config, load_config
-from pretrain.methods import build_method
-from pretrain.optim import build_optimizer
-from pretrain.train import Trainer, autocast_dtype
-
-try:
-    import lightly
-    from lightly.loss import NegativeCosineSimilarity
-    from lightly.models.modules import (
-        BYOLPredictionHead,
-        BYOLProjectionHead,
-        MoCoProjectionHead,
-        SimSiamPredictionHead,
-        SimSiamProjectionHead,
-    )
-    from lightly.models.utils import update_momentum
-    from lightly.utils.lars import LARS as LightlyLARS
-
-    LIGHTLY_MISSING = None
-except ImportError as e:  # the project's `bench` extra; our side runs without it
-    LIGHTLY_MISSING = e
-
-RECIPES = {
-    ("simsiam", "resnet18"): "simsiam_resnet18_fmnist",
-    ("simsiam", "resnet50"): "simsiam_resnet50_in1k",
-    ("byol", "resnet18"): "byol_resnet18_fmnist",
-    ("byol", "resnet50"): "byol_resnet50_in1k_100ep",
-    ("mocov3", "resnet18"): "mocov3_resnet18_fmnist",
-    ("mocov3", "resnet50"): "mocov3_resnet50_in1k_100ep",
-}
-MOMENTUM = 0.99  # a fixed EMA momentum for the timed steps of both sides
-
-Step = Callable[[], Any]
-
-
-# ---------------------------------------------------------------------------- the two sides
-
-
-@dataclass
-class TrainerState:
-    """What ``Trainer.train_step`` reads from ``self``; lets the benchmark call it unbound."""
-
-    cfg: Config
-    model: nn.Module
-    forward_model: nn.Module  # the model itself: one process, no DDP wrapper
-    optimizer: torch.optim.Optimizer
-    device: torch.device
-    memory_format: torch.memory_format
-    amp_dtype: torch.dtype | None
-
-
-def ours_step(
-    cfg: Config, device: torch.device, x1: torch.Tensor, x2: torch.Tensor
-) -> tuple[Step, nn.Module]:
-    """This project's SimSiam, built and stepped exactly as the trainer does."""
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model = build_method(cfg).to(device, memory_format=memory_format)
-    model.train()
-    state = TrainerState(
-        cfg=cfg,
-        model=model,
-        forward_model=model,
-        optimizer=build_optimizer(model, cfg),
-        device=device,
-        memory_format=memory_format,
-        amp_dtype=autocast_dtype(cfg.train.precision, device),
-    )
-    momentum = MOMENTUM if hasattr(model, "update_target") else None
-    return (
-        lambda: Trainer.train_step(state, x1, x2, momentum=momentum),  # type: ignore[arg-type]
-        model,
-    )
-
-
-class LightlySimSiam(nn.Module):
-    """lightly's SimSiam model (its docs' example) on a given backbone."""
-
-    def __init__(self, backbone: nn.Module, proj_hidden: int, proj_dim: int, pred_hidden: int):
-        super().__init__()
-        self.backbone = backbone
-        self.projection_head = SimSiamProjectionHead(backbone.num_features, proj_hidden, proj_dim)
-        self.prediction_head = SimSiamPredictionHead(proj_dim, pred_hidden, proj_dim)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.backbone(x).flatten(start_dim=1)
-        z = self.projection_head(f)
-        p = self.prediction_head(z)
-        return z.detach(), p
-
-
-def lightly_step(
-    cfg: Config,
-    device: torch.device,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    amp_dtype: torch.dtype | None,
-) -> tuple[Step, nn.Module]:
-    """lightly's SimSiam on a fresh backbone of the same spec, contiguous memory format."""
-    m = cfg.method
-    model = LightlySimSiam(
-        create_backbone(cfg.model), m.proj_hidden_dim, m.proj_dim, m.pred_hidden_dim
-    ).to(device)
-    model.train()
-    criterion = NegativeCosineSimilarity()
-    o = cfg.optim
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.init_lr, momentum=o.momentum, weight_decay=o.weight_decay
-    )
-
-    def step() -> torch.Tensor:
-        amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-        with amp:
-            z1, p1 = model(x1)
-            z2, p2 = model(x2)
-            loss = 0.5 * (criterion(z1, p2) + criterion(z2, p1))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return step, model
-
-
-class LightlyEMA(nn.Module):
-    """lightly's BYOL or MoCo v3 model (heads from lightly) with deep-copied target networks."""
-
-    def __init__(self, backbone: nn.Module, method: str, cfg: Config) -> None:
-        super().__init__()
-        m = cfg.method
-        feats = backbone.num_features
-        self.backbone = backbone
-        if method == "byol":
-            self.projection_head = BYOLProjectionHead(feats, m.proj_hidden_dim, m.proj_dim)
-        else:
-            self.projection_head = MoCoProjectionHead(
-                feats, m.proj_hidden_dim, m.proj_dim, num_layers=m.proj_layers, batch_norm=True
-            )
-        self.prediction_head = BYOLPredictionHead(m.proj_dim, m.pred_hidden_dim, m.proj_dim)
-        self.backbone_momentum = copy.deepcopy(backbone).requires_grad_(False)
-        self.projection_head_momentum = copy.deepcopy(self.projection_head).requires_grad_(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prediction_head(self.projection_head(self.backbone(x).flatten(start_dim=1)))
-
-    def forward_momentum(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
-
-
-def lightly_ema_step(
-    cfg: Config,
-    device: torch.device,
-    x1: torch.Tensor,
-    x2: torch.Tensor,
-    amp_dtype: torch.dtype | None,
-    method: str,
-) -> tuple[Step, nn.Module]:
-    """lightly's BYOL / MoCo v3 pieces on a fresh backbone of the same spec, LARS, EMA update."""
-    model = LightlyEMA(create_backbone(cfg.model), method, cfg).to(device)
-    model.train()
-    o = cfg.optim
-    online = [p for n, p in model.named_parameters() if "momentum" not in n]
-    groups = [
-        {"params": [p for p in online if p.ndim > 1], "weight_decay": o.weight_decay},
-        {"params": [p for p in online if p.ndim <= 1], "weight_decay": 0.0},
-    ]
-    optimizer = LightlyLARS(
-        groups, lr=cfg.init_lr, momentum=o.momentum, trust_coefficient=o.lars_eta
-    )
-    criterion = NegativeCosineSimilarity()
-    tau = cfg.method.temperature
-
-    def moco_loss(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
-        labels = torch.arange(q.shape[0], device=q.device)
-        return F.cross_entropy(q @ k.T / tau, labels) * (2 * tau)
-
-    def step() -> torch.Tensor:
-        amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-        with amp:
-            p1, p2 = model(x1), model(x2)
-            with torch.no_grad():
-                t1, t2 = model.forward_momentum(x1), model.forward_momentum(x2)
-            if method == "byol":  # 2 − 2cos = 2 + 2·D, summed over both view orders
-                loss = 4.0 + 2.0 * (criterion(p1, t2) + criterion(p2, t1))
-            else:
-                loss = moco_loss(p1.float(), t2.float()) + moco_loss(p2.float(), t1.float())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        update_momentum(model.backbone, model.backbone_momentum, MOMENTUM)
-        update_momentum(model.projection_head, model.projection_head_momentum, MOMENTUM)
-        return loss
-
-    return step, model
-
-
-def benchmark_config(
-    method: str,
-    model: str = "resnet18",
-    *,
-    batch: int,
-    device: str = "cpu",
-    img_size: int | None = None,
-    width: int | None = None,
-    stem_stride: int | None = None,
-    precision: str | None = None,
-    channels_last: bool | None = None,
-) -> Config:
-    """The recipe of (method, model) with the benchmark's overrides; None keeps the recipe's."""
-    overrides = [f"train.batch_size={batch}", f"train.device={device}"]
-    optional = {
-        "data.img_size": img_size,
-        "model.width": width,
-        "model.stem_stride": stem_stride,
-        "train.precision": precision,
-    }
-    overrides += [f"{key}={value}" for key, value in optional.items() if value]
-    if channels_last is not None:
-        overrides.append(f"train.channels_last={str(channels_last).lower()}")
-    return load_config(RECIPES[(method, model)], overrides)
-
-
-def random_views(cfg: Config, device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pair of random normalized inputs (B, C, S, S), generated once, before any timing."""
-    gen = torch.Generator().manual_seed(seed)
-    shape = (cfg.train.batch_size, cfg.model.in_chans, cfg.data.img_size, cfg.data.img_size)
-    x1, x2 = (torch.randn(shape, generator=gen).to(device) for _ in range(2))
-    return x1, x2
-
-
-def num_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-# ---------------------------------------------------------------------------- timing
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_steps(step: Step, n: int, device: torch.device) -> float:
-    """Seconds per step over ``n`` consecutive steps."""
-    sync(device)
-    started = time.perf_counter()
-    for _ in range(n):
-        step()
-    sync(device)
-    return (time.perf_counter() - started) / n
-
-
-def count_flops(step: Step) -> int:
-    """FLOPs of one training step (forward + backward) as FlopCounterMode counts them."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return counter.get_total_flops()
-
-
-def best_seconds(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
-    """The fastest of ``reps`` timed calls, after two untimed ones."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(reps):
-        sync(device)
-        started = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def measure_ceiling(
-    device: torch.device, dtypes: list[torch.dtype], reps: int = 5
-) -> list[dict[str, Any]]:
-    """GFLOP/s of a large matmul and a channels_last 3×3 conv2d in each dtype."""
-    cuda = device.type == "cuda"
-    n = 8192 if cuda else 2048
-    conv_shape = (128, 256, 56, 56) if cuda else (32, 128, 28, 28)  # N, C (= C_out), H, W
-    results = []
-    for dtype in dtypes:
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        secs = best_seconds(lambda a=a, b=b: a @ b, device, reps)
-        results.append(
-            {"kernel": f"matmul {n}x{n}x{n}", "dtype": str(dtype), "gflops": 2 * n**3 / secs / 1e9}
-        )
-        bs, c, h, w = conv_shape
-        x = torch.randn(conv_shape, device=device, dtype=dtype).to(
-            memory_format=torch.channels_last
-        )
-        weight = torch.randn(c, c, 3, 3, device=device, dtype=dtype).to(
-            memory_format=torch.channels_last
-        )
-        secs = best_seconds(lambda x=x, weight=weight: F.conv2d(x, weight, padding=1), device, reps)
-        flops = 2 * bs * c * c * 9 * h * w
-        results.append(
-            {
-                "kernel": f"conv3x3 {c}->{c} on {bs}x{h}x{w} channels_last",
-                "dtype": str(dtype),
-                "gflops": flops / secs / 1e9,
-            }
-        )
-        del a, b, x, weight
-    return results
-
-
-# ---------------------------------------------------------------------------- main
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} CPUs)"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
-
-
-def add_backbone_args(p: argparse.ArgumentParser) -> None:
-    """--width and --stem-stride: the ResNet's shape, shared with the conv-bound benchmark."""
-    p.add_argument("--width", type=int, default=None, help="ResNet width; default: the recipe's")
-    p.add_argument(
-        "--stem-stride",
-        type=int,
-        choices=[1, 2],
-        default=None,
-        help="small-image stem stride; 1 is the CIFAR-style ResNet (default: the recipe's)",
-    )
+from benchmarks import lightly_steps as ls
+from benchmarks.step_setup import (
+    add_backbone_args,
+    benchmark_config,
+    num_params,
+    ours_step,
+    random_views,
+)
+from benchmarks.step_timing import count_flops, device_name, measure_ceiling, sync, time_steps
+from pretrain.train import autocast_dtype
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -444,8 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if LIGHTLY_MISSING is not None:
-        raise SystemExit("lightly is not installed: pip install -e '.[bench]'") from LIGHTLY_MISSING
+    if ls.LIGHTLY_MISSING is not None:
+        raise SystemExit(
+            "lightly is not installed: pip install -e '.[bench]'"
+        ) from ls.LIGHTLY_MISSING
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -472,9 +141,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ours, ours_model = ours_step(cfg, device, x1, x2)
     torch.manual_seed(args.seed)
     if args.method == "simsiam":
-        theirs, lightly_model = lightly_step(cfg, device, x1, x2, lightly_amp)
+        theirs, lightly_model = ls.lightly_step(cfg, device, x1, x2, lightly_amp)
     else:
-        theirs, lightly_model = lightly_ema_step(cfg, device, x1, x2, lightly_amp, args.method)
+        theirs, lightly_model = ls.lightly_ema_step(cfg, device, x1, x2, lightly_amp, args.method)
     sides = {"ours": ours, "lightly": theirs}
     params = {"ours": num_params(ours_model), "lightly": num_params(lightly_model)}
 
@@ -586,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "env": {
             "device": device_name(device),
             "torch": torch.__version__,
-            "lightly": lightly.__version__,
+            "lightly": ls.LIGHTLY_VERSION,
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
         },

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from common.cli import clear_position, make_parser, note_position, run_cli
 from common.errors import UserError
+from common.overrides import parse_int_list, split_list
 from common.progress import progress
 from experiments.ablation_matrix import BY_NAME, MATRIX
 from experiments.ablation_run import (
@@ -99,10 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def parse_seeds(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise AblationError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    return parse_int_list(text, "--seeds")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -110,7 +108,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.list:
         print("\n".join(matrix_lines()))
         return []
-    names = [v.name for v in MATRIX] if args.variants == "all" else args.variants.split(",")
+    names = [v.name for v in MATRIX] if args.variants == "all" else split_list(args.variants)
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         raise AblationError(f"unknown variant(s) {unknown}; available: {', '.join(BY_NAME)}")

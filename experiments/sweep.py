@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from common.cli import clear_position, make_parser, note_position, run_cli
+from common.overrides import split_list
 from common.progress import progress
 from experiments.sweep_job import SweepPointJob
 from experiments.sweep_plan import (
@@ -209,18 +210,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     axes: dict[str, list[str]] = {}
     if args.batch_sizes:
-        axes[BATCH_KEY] = [v.strip() for v in args.batch_sizes.split(",") if v.strip()]
+        axes[BATCH_KEY] = split_list(args.batch_sizes)
         if not all(v.isdigit() and int(v) > 0 for v in axes[BATCH_KEY]):
             raise SweepError(f"--batch-sizes takes positive integers, got {args.batch_sizes!r}")
     for item in args.set:
         key, sep, values = item.partition("=")
-        if not sep or not values:
+        if not sep or not split_list(values):
             raise SweepError(f"--set takes KEY=V1,V2,..., got {item!r}")
         if key in axes:
             raise SweepError(f"{key} is swept twice")
-        axes[key] = [v for v in values.split(",") if v]
-    recipes = [r for r in args.recipe.split(",") if r]
-    transfer = [t for t in args.transfer.split(",") if t]
+        axes[key] = split_list(values)  # each value is read by the config's grammar
+    recipes = split_list(args.recipe)
+    transfer = split_list(args.transfer)
     if transfer or args.transfer_opt:
         for opt in args.transfer_opt:
             if ":" not in opt or opt.split(":", 1)[0] not in transfer:

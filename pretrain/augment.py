@@ -39,13 +39,20 @@ BYOL_VIEWS = ({"blur_p": 1.0, "solarize_p": 0.0}, {"blur_p": 0.1, "solarize_p": 
 
 
 def byol_transform(
-    img_size: int = 224, crop_min_scale: float = 0.08, blur_p: float = 1.0, solarize_p: float = 0.0
+    img_size: int = 224,
+    crop_min_scale: float = 0.08,
+    blur_p: float = 1.0,
+    solarize_p: float = 0.0,
+    crop_max_scale: float = 1.0,
 ) -> T.Compose:
-    """One view of BYOL's augmentation (PIL image -> normalized float tensor)."""
+    """One view of BYOL's augmentation (PIL image -> normalized float tensor); DINO's global
+    and local crops are the same pipeline at other sizes and scales (pretrain/multicrop.py)."""
     return T.Compose(
         [
             T.RandomResizedCrop(
-                img_size, scale=(crop_min_scale, 1.0), interpolation=T.InterpolationMode.BICUBIC
+                img_size,
+                scale=(crop_min_scale, crop_max_scale),
+                interpolation=T.InterpolationMode.BICUBIC,
             ),
             T.RandomHorizontalFlip(),
             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),

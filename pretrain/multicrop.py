@@ -26,11 +26,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from torchvision import transforms as T
 
 from common.datasets import image_folder, load_fashion_mnist
-from common.image_stats import IMAGENET_MEAN, IMAGENET_STD
 from common.small_augment import SmallImageAugment
+from pretrain.augment import byol_transform
 from pretrain.config import Config, ConfigError
 from pretrain.data import FolderTwoViews, TensorTwoViews
 
@@ -40,19 +39,8 @@ GLOBAL_1, GLOBAL_2, LOCAL = (1.0, 0.0), (0.1, 0.2), (0.5, 0.0)
 
 
 def _pil_view(size: int, scale: tuple[float, float], blur_p: float, solarize_p: float):
-    bicubic = T.InterpolationMode.BICUBIC
-    return T.Compose(
-        [
-            T.RandomResizedCrop(size, scale=scale, interpolation=bicubic),
-            T.RandomHorizontalFlip(p=0.5),
-            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
-            T.RandomGrayscale(p=0.2),
-            T.RandomApply([T.GaussianBlur(kernel_size=23, sigma=(0.1, 2.0))], p=blur_p),
-            T.RandomSolarize(128, p=solarize_p),
-            T.ToTensor(),
-            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+    """A PIL crop of DINO's multi-crop: BYOL's view pipeline at this size and scale range."""
+    return byol_transform(size, scale[0], blur_p, solarize_p, crop_max_scale=scale[1])
 
 
 def _small_view(

@@ -35,16 +35,9 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from common.cli import make_parser, run_cli
 from pretrain.checkpoint import EVENTS, stored_config
-from pretrain.config import (
-    DEFAULT_RECIPE,
-    RESUME_MUTABLE,
-    Config,
-    ConfigError,
-    available_recipes,
-    load_config,
-    resume_config,
-)
+from pretrain.config import DEFAULT_RECIPE, Config, ConfigError, available_recipes, load_config
 from pretrain.hooks import default_hooks
+from pretrain.resume import RESUME_MUTABLE, resume_config
 from pretrain.summary import write_summary
 from pretrain.train import Trainer
 from slurm import dist as sdist

@@ -4,7 +4,7 @@
 ``run_dir/checkpoints/last.pt`` when it exists — exactly: data order and augmentation are keyed
 by step (see ``pretrain.data``), and the checkpoint restores the weights, the optimizer and
 every RNG, so k steps + resume + k steps equals 2k uninterrupted steps. A resumed run's config
-may differ from its checkpoint's only in ``pretrain.config.RESUME_MUTABLE`` (checked before
+may differ from its checkpoint's only in ``pretrain.resume.RESUME_MUTABLE`` (checked before
 anything is built); each difference is logged in the run's event log before ``config.json``
 is rewritten. Temporary files of a killed checkpoint write are removed at start.
 
@@ -37,11 +37,12 @@ from pretrain.checkpoint import (
     set_rng_state,
     stored_config,
 )
-from pretrain.config import Change, Config, ConfigError, check_resume_changes, config_changes
+from pretrain.config import Config, ConfigError
 from pretrain.data import pretrain_dataset, pretrain_loader
 from pretrain.hooks import Hook
 from pretrain.methods import build_method
 from pretrain.optim import build_optimizer
+from pretrain.resume import Change, check_resume_changes, config_changes
 from pretrain.schedules import apply_lr, apply_weight_decay, cosine_between, lr_at, momentum_at
 from slurm import dist as sdist
 from slurm.signals import StepGuard

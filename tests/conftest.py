@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pretrain.config import Config, load_config
 
@@ -70,6 +71,21 @@ TINY = [
 
 def tiny_config(root: Path, *extra: str) -> Config:
     return load_config("simsiam_resnet18_fmnist", [*TINY, f"data.root={root}", *extra])
+
+
+@pytest.fixture(scope="module")
+def tiny_imagefolder(tmp_path_factory) -> Path:
+    """An ImageFolder tree (train/ and val/, 2 classes × 8 RGB 40 px PNGs) for ImageNet recipes."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(2):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(8):
+                pixels = rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
 
 
 @pytest.fixture

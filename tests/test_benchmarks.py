@@ -1,9 +1,10 @@
 """The benchmarks' own side runs the trainer's code: a change to the trainer must not break them.
 
 ``benchmarks/pretrain_throughput.py`` times ``Trainer.train_step`` called on a small holder of
-what the step reads from the trainer; when the step starts reading a new attribute, the
-benchmark breaks without any training test noticing. These tests run our side of it (lightly,
-the other side, is the optional ``bench`` extra) for each method on a tiny backbone.
+what the step reads from the trainer (``ours_step`` in ``benchmarks/step_setup.py``); when the
+step starts reading a new attribute, the benchmark breaks without any training test noticing.
+These tests run our side of it (lightly, the other side, is the optional ``bench`` extra) for
+each method on a tiny backbone.
 """
 
 from __future__ import annotations
@@ -38,32 +39,33 @@ def test_each_benchmark_runs_as_a_script_from_the_repository_root(name):
 
 @pytest.mark.parametrize("method", ["simsiam", "byol", "mocov3"])
 def test_throughput_benchmark_steps_our_trainer(method):
-    bench = load_benchmark("pretrain_throughput")
-    cfg = bench.benchmark_config(method, batch=8, img_size=16, width=8, precision="fp32")
-    x1, x2 = bench.random_views(cfg, torch.device("cpu"), seed=0)
-    step, model = bench.ours_step(cfg, torch.device("cpu"), x1, x2)
+    setup, timing = load_benchmark("step_setup"), load_benchmark("step_timing")
+    cfg = setup.benchmark_config(method, batch=8, img_size=16, width=8, precision="fp32")
+    x1, x2 = setup.random_views(cfg, torch.device("cpu"), seed=0)
+    step, model = setup.ours_step(cfg, torch.device("cpu"), x1, x2)
     before = [p.detach().clone() for p in model.backbone.parameters()]
     out = step()
     assert torch.isfinite(out["loss"])
     after = list(model.backbone.parameters())
     moved = sum(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert moved > 0, "the step did not update the backbone"
-    assert bench.count_flops(step) > 0
+    assert timing.count_flops(step) > 0
 
 
 def test_throughput_benchmark_stem_stride_one_keeps_the_full_resolution():
+    setup, timing = load_benchmark("step_setup"), load_benchmark("step_timing")
     bench = load_benchmark("pretrain_throughput")
     flops = {}
     for stride in (1, 2):
-        cfg = bench.benchmark_config(
+        cfg = setup.benchmark_config(
             "simsiam", batch=4, img_size=16, width=8, stem_stride=stride, precision="fp32"
         )
         assert cfg.model.stem_stride == stride
-        step, model = bench.ours_step(
-            cfg, torch.device("cpu"), *bench.random_views(cfg, torch.device("cpu"), seed=0)
+        step, model = setup.ours_step(
+            cfg, torch.device("cpu"), *setup.random_views(cfg, torch.device("cpu"), seed=0)
         )
         assert model.backbone.conv1.stride == (stride, stride)
-        flops[stride] = bench.count_flops(step)
+        flops[stride] = timing.count_flops(step)
     # every map after the stem is twice as wide and high: 4x the backbone's conv FLOPs, while
     # the heads' (512-wide MLPs on pooled features) stay the same
     assert 2.0 < flops[1] / flops[2] < 4.0
@@ -72,7 +74,9 @@ def test_throughput_benchmark_stem_stride_one_keeps_the_full_resolution():
 
 def test_throughput_benchmark_without_lightly_says_how_to_install_it(monkeypatch):
     bench = load_benchmark("pretrain_throughput")
-    monkeypatch.setattr(bench, "LIGHTLY_MISSING", ImportError("no lightly"))
+    monkeypatch.setattr(
+        load_benchmark("lightly_steps"), "LIGHTLY_MISSING", ImportError("no lightly")
+    )
     with pytest.raises(SystemExit, match=r"pip install -e '\.\[bench\]'"):
         bench.main(["--rounds", "1"])
 
@@ -86,9 +90,10 @@ def test_conv_bound_splits_a_step_into_conv_forward_backward_and_the_rest(capsys
     assert 0.0 <= rows["other_share"] < 1.0
     assert "conv-only bound" in capsys.readouterr().out
     # every conv the step runs was timed by itself: together they are the step's conv FLOPs
-    cfg = bench.tp.benchmark_config("simsiam", batch=8, img_size=16, width=8)
-    step, _ = bench.tp.ours_step(
-        cfg, torch.device("cpu"), *bench.tp.random_views(cfg, torch.device("cpu"), seed=0)
+    setup = load_benchmark("step_setup")
+    cfg = setup.benchmark_config("simsiam", batch=8, img_size=16, width=8)
+    step, _ = setup.ours_step(
+        cfg, torch.device("cpu"), *setup.random_views(cfg, torch.device("cpu"), seed=0)
     )
     counted = bench.conv_flops(step)
     assert rows["kernels_alone_conv_flops"] == counted["forward"] + counted["backward"]
@@ -96,10 +101,10 @@ def test_conv_bound_splits_a_step_into_conv_forward_backward_and_the_rest(capsys
 
 
 def test_conv_bound_counts_each_convolution_of_a_resnet_step():
-    bench = load_benchmark("conv_bound")
-    cfg = bench.tp.benchmark_config("simsiam", batch=4, img_size=16, width=8, precision="fp32")
-    step, model = bench.tp.ours_step(
-        cfg, torch.device("cpu"), *bench.tp.random_views(cfg, torch.device("cpu"), seed=0)
+    bench, setup = load_benchmark("conv_bound"), load_benchmark("step_setup")
+    cfg = setup.benchmark_config("simsiam", batch=4, img_size=16, width=8, precision="fp32")
+    step, model = setup.ours_step(
+        cfg, torch.device("cpu"), *setup.random_views(cfg, torch.device("cpu"), seed=0)
     )
     calls = bench.conv_calls(model, step)
     assert sum(calls.values()) == 2 * 20  # ResNet-18: 17 convs + 3 downsamples, two views

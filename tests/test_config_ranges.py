@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 
 from common.errors import UserError
-from pretrain.config import (
-    FREE_TEXT,
-    RULES,
-    Config,
-    ConfigError,
-    available_recipes,
-    load_config,
-)
+from pretrain.config import Config, ConfigError, available_recipes, load_config
+from pretrain.config_rules import FREE_TEXT, RULES
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +92,9 @@ def test_every_number_and_choice_has_a_rule_and_every_default_passes_it():
             continue
         if key not in RULES and key not in FREE_TEXT:
             missing.append(key)
-    assert not missing, f"config keys without a range rule in pretrain/config.py RULES: {missing}"
+    assert not missing, (
+        f"config keys without a range rule in pretrain/config_rules.py RULES: {missing}"
+    )
     defaults = Config().to_dict()
     for key, rule in RULES.items():
         section, _, name = key.rpartition(".")

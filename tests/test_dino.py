@@ -18,11 +18,9 @@ import os
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-from PIL import Image
 from torch import nn
 
 from pretrain.config import available_recipes, load_config
@@ -238,20 +236,6 @@ def test_small_multicrop_views_sizes_and_order(tiny_fmnist):
 
 
 # ---------------------------------------------------------------------------- recipes
-
-
-@pytest.fixture(scope="module")
-def tiny_imagefolder(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imagefolder")
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in range(2):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(8):
-                pixels = rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
 
 
 HEAD = ["method.proj_dim=8", "method.proj_hidden_dim=16", "method.out_dim=32"]

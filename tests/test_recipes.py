@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from pretrain.config import available_recipes, load_config
 from pretrain.train import Trainer
@@ -54,20 +52,6 @@ def test_paper_presets(recipe, lr, wd, m):
     assert (cfg.optim.base_lr, cfg.optim.weight_decay, cfg.method.momentum_base) == (lr, wd, m)
     assert cfg.optim.name == "lars" and cfg.optim.exclude_bias_norm
     assert cfg.train.batch_size == 4096 and cfg.optim.warmup_epochs == 10
-
-
-@pytest.fixture(scope="module")
-def tiny_imagefolder(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("imagefolder")
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in range(2):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(8):
-                pixels = rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
 
 
 def tiny_overrides(recipe: str, fmnist: Path, folder: Path) -> list[str]:

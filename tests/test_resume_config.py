@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from pretrain.checkpoint import read_events
-from pretrain.config import ConfigError, resume_config
+from pretrain.config import ConfigError
 from pretrain.hooks import Checkpointer
+from pretrain.resume import resume_config
 from pretrain.train import Trainer
 from tests.conftest import TINY, tiny_config
 

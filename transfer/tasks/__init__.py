@@ -7,7 +7,6 @@ number, overridable as ``key=value`` on the command line) and
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from common.errors import UserError
+from common.overrides import parse_value, split_override
 from records.tasks import TRANSFER_TASKS
 from transfer.features import FeatureCache
 
@@ -74,9 +74,7 @@ def parse_options(options_cls: type, overrides: list[str]) -> Any:
     opts = options_cls()
     fields = {f.name: f for f in dataclasses.fields(options_cls)}
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise OptionError(f"override {item!r} is not key=value")
+        key, raw = split_override(item)
         if key not in fields:
             raise OptionError(
                 f"unknown option {key!r} for {options_cls.__module__.rsplit('.', 1)[-1]}; "
@@ -87,15 +85,11 @@ def parse_options(options_cls: type, overrides: list[str]) -> Any:
 
 
 def _coerce(key: str, raw: str, default: Any) -> Any:
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw
+    """The override's value (common.overrides' grammar), typed like the option's default."""
+    value = parse_value(raw)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-        if raw.lower() in ("true", "false"):
-            return raw.lower() == "true"
     elif isinstance(default, float) and isinstance(value, int | float):
         return float(value)
     elif isinstance(default, tuple) and isinstance(value, tuple | list | int | float):
