@@ -1,7 +1,14 @@
 """One collapse-ablation run: a variant's narrow, short config, the training with the collapse
 and kNN monitors, its judged result record; the table and scatter plot over runs.
 
-Claims (``experiments/ablation_matrix.py``), judged at the end of the run:
+Judgement: the run's collapse curve gets ``records.verdict``'s robust verdict (the last
+monitor points; z-std × √d, RankMe, m_o and, for DINO, KL(teacher ‖ student) voting; the loss
+and kNN on h for "failed to converge"), and the run *reproduced* its claim when that outcome is
+one of the variant's expected ones (``records/explanations.py``). So the fixed random
+predictor (SimSiam §4.2, Table 1 (b): it "does not converge", 1.5%, not collapsed) is judged on
+the loss and kNN, not on z-std. The record keeps the verdict block (outcome, the statistics
+that agree, borderline or not) and, for reference, the final point's two-valued thresholds
+(``judge``; ``endpoint_check``):
 - ``collapse``: z-std × √d < 0.2 and kNN on z within 10 points of chance (10%);
 - ``no_collapse``: z-std × √d > 0.5 and kNN on h above the same run's random-init kNN on h.
 """
@@ -12,6 +19,7 @@ import json
 import platform
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -21,6 +29,7 @@ from hub.provenance import git_sha
 from pretrain.config import Config, load_config
 from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
 from pretrain.train import Trainer
+from records.verdict import BORDERLINE, judge_record
 from records.verdict import Z_COLLAPSED_BELOW as COLLAPSED_BELOW
 from records.write import write_record_at
 
@@ -38,6 +47,7 @@ DEFAULT_WORK = Path("runs/ablation")  # run directories, the table and the scatt
 CURVE_KEYS = (
     *("step", "loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_z", "knn_h"),
     *("z_std_sqrt_d_eval", "m_o_eval", "r_over_o_eval"),  # the kNN bank's z, eval mode
+    *("teacher_entropy", "teacher_student_kl"),  # DINO (§5.3, Fig. 7): the verdict's KL
 )
 
 # The narrow, short version of each method's Fashion-MNIST recipe (one run ≈ 1 CPU-minute).
@@ -58,11 +68,14 @@ HEADS = {
     "simsiam": ["method.proj_dim=256", "method.proj_hidden_dim=256", "method.pred_hidden_dim=64"],
     "byol": ["method.proj_dim=64", "method.proj_hidden_dim=256", "method.pred_hidden_dim=256"],
     "mocov3": ["method.proj_dim=64", "method.proj_hidden_dim=256", "method.pred_hidden_dim=256"],
+    # DINO's head (§3.1: MLP -> bottleneck -> K prototypes), narrowed like the others
+    "dino": ["method.proj_dim=64", "method.proj_hidden_dim=256", "method.out_dim=1024"],
 }
 RECIPE = {
     "simsiam": "simsiam_resnet18_fmnist",
     "byol": "byol_resnet18_fmnist",
     "mocov3": "mocov3_resnet18_fmnist",
+    "dino": "dino_resnet18_fmnist",
 }
 
 
@@ -110,6 +123,28 @@ def judge(expect: str, rec: dict) -> tuple[bool, list[str]]:
     return not failed, failed
 
 
+def verdict_block(rec: dict) -> dict:
+    """``records.verdict``'s verdict of a record's curve, as the record stores it."""
+    v = judge_record(rec)
+    return {
+        "outcome": v.outcome,
+        "agree": list(v.agree),
+        "borderline": v.outcome == BORDERLINE,
+        "votes": {vote.name: vote.vote for vote in v.votes},
+        "steps": list(v.steps),
+        "eval_mode": v.eval_mode,
+        "converge": v.converge,
+        "text": v.text(),
+    }
+
+
+def judge_verdict(expect: tuple[str, ...], verdict: dict) -> tuple[bool, list[str]]:
+    """Reproduced when the verdict's outcome is one of the expected ones; else why not."""
+    if verdict["outcome"] in expect:
+        return True, []
+    return False, [f"verdict {verdict['text']}; the claim expects {' or '.join(expect)}"]
+
+
 def run_name(variant: Variant, seed: int, steps: int) -> str:
     """``method-variant-seedS``, plus ``-Nsteps`` off the matrix's length: a longer reading of
     a variant sits beside the matrix's record instead of overwriting it."""
@@ -147,10 +182,11 @@ def run_variant(
         "method": variant.method,
         "variant": variant.name,
         "seed": seed,
-        "overrides": variant.overrides,
+        "overrides": list(variant.overrides),
         "claim": variant.claim,
         "source": variant.source,
-        "expect": variant.expect,
+        "expect": variant.matrix_expect,
+        "expect_outcomes": list(variant.expect),
         "steps": trainer.step,
         "batch_size": cfg.train.batch_size,
         "knn_z": final["knn_z"],
@@ -183,11 +219,19 @@ def run_variant(
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    rec["reproduced"], rec["not_reproduced_because"] = judge(variant.expect, rec)
+    rec["verdict"] = verdict_block(rec)
+    rec["reproduced"], rec["not_reproduced_because"] = judge_verdict(variant.expect, rec["verdict"])
+    rec["endpoint_check"] = judge(variant.matrix_expect, rec)[1]
     # validated against the record contract; a re-run of the same (variant, seed, steps)
     # replaces the matrix's reading (a different length has its own name: run_name)
     write_record_at(out_dir / f"{name}.json", rec, replace=True)
     return rec
+
+
+def outcome_counts(records: list[dict]) -> str:
+    """How many runs got each verdict outcome ("?" for an older record without a verdict)."""
+    counts = Counter(r.get("verdict", {}).get("outcome", "?") for r in records)
+    return ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -212,6 +256,7 @@ def summarize(records: list[dict]) -> list[dict]:
                 "knn_h": mean("knn_h"),
                 "init_knn_h": mean("init_knn_h"),
                 "collapsed": sum(r["collapsed"] for r in rs),
+                "outcomes": outcome_counts(rs),
                 "reproduced": sum(r["reproduced"] for r in rs),
                 "wall_seconds": mean("wall_seconds"),
             }
@@ -223,6 +268,7 @@ def format_table(rows: list[dict]) -> str:
     head = (
         f"{'variant':<24} {'claim':<12} {'seeds':>5} {'z·√d':>6} {'rank':>6} {'m_o':>5} "
         f"{'kNN z':>6} {'kNN h':>6} {'init h':>6} {'collapsed':>9} {'reproduced':>10} {'s/run':>6}"
+        "  verdicts"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -231,11 +277,12 @@ def format_table(rows: list[dict]) -> str:
             f"{r['variant']:<24} {r['expect']:<12} {n:>5} {r['z_std_sqrt_d']:>6.3f} "
             f"{r['effective_rank']:>6.1f} {r['m_o']:>5.2f} {r['knn_z']:>6.1f} {r['knn_h']:>6.1f} "
             f"{r['init_knn_h']:>6.1f} {r['collapsed']:>5}/{n:<3} {r['reproduced']:>6}/{n:<3} "
-            f"{r['wall_seconds']:>6.0f}"
+            f"{r['wall_seconds']:>6.0f}  {r['outcomes']}"
         )
     lines.append(
         f"chance 10%; collapse = z·√d < {COLLAPSED_BELOW} and kNN z <= chance + {NEAR_CHANCE:g}; "
-        f"no_collapse = z·√d > {HEALTHY_ABOVE} and kNN h > init h (means over seeds)"
+        f"no_collapse = z·√d > {HEALTHY_ABOVE} and kNN h > init h (means over seeds); "
+        "reproduced = records.verdict's outcome is one the claim expects"
     )
     return "\n".join(lines)
 

@@ -91,6 +91,12 @@ class OptimConfig:
     exclude_bias_norm: bool = False  # biases and norm params (1-D): no weight decay, no LARS
     lars_eta: float = 1e-3  # LARS trust coefficient (BYOL App. C: 1e-3)
     fix_pred_lr: bool = True  # SimSiam Table 1 / repository --fix-pred-lr
+    # The predictor's lr = this × the encoder's, under every schedule (Su 2020; Tian et al.,
+    # ICML 2021: the predictor must adapt faster than the encoder). 1: the papers' recipe.
+    pred_lr_mult: float = 1.0
+    # The predictor gets no update for the first k steps (lr 0): a fixed random predictor
+    # meanwhile (SimSiam §4.2, Table 1 (b)), then it adapts. 0: no freeze.
+    pred_freeze_steps: int = 0
     warmup_epochs: float = 0.0  # linear warmup from 0 (BYOL, MoCo v3: 10 epochs)
     # SimSiam §4.2 / Table 2: no warmup, but 10 epochs of it for batches >= 1024. 0: no rule.
     large_batch: int = 0

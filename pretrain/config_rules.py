@@ -180,6 +180,8 @@ RULES: dict[str, Rule] = {
     "optim.large_batch": at_least(0, "0 turns the large-batch warmup rule off"),
     "optim.large_batch_warmup_epochs": at_least(0),
     "optim.schedule": one_of("cosine", "constant"),
+    "optim.pred_lr_mult": at_least(0, "the predictor's lr / the encoder's (Su 2020)"),
+    "optim.pred_freeze_steps": at_least(0, "steps without a predictor update (SimSiam Table 1b)"),
     # train
     "train.batch_size": at_least(1, "the global batch, split over the processes"),
     "train.accum_steps": at_least(1),

@@ -8,6 +8,11 @@ Groups come from the method (``param_groups(fix_pred_lr)``: encoder, predictor w
 ``fix_lr``); with ``optim.exclude_bias_norm`` each is split in two, and the 1-D parameters
 (biases, BN/LayerNorm weights and biases) go to a ``no_decay`` group: no weight decay and, under
 LARS, no trust ratio (BYOL App. C; MoCo v3 "skipping wd and adaptation for 1-D parameters").
+
+The predictor's groups carry ``lr_mult`` (``optim.pred_lr_mult``: its lr = mult × the
+encoder's, Su 2020; Tian et al., ICML 2021) and ``frozen_left`` (``optim.pred_freeze_steps``:
+lr 0 for the first k steps, SimSiam §4.2 Table 1 (b) meanwhile); ``pretrain.schedules.apply_lr``
+applies both every step, so each schedule keeps its shape.
 """
 
 from __future__ import annotations
@@ -44,13 +49,32 @@ def split_bias_and_norm(groups: list[dict]) -> list[dict]:
     return out
 
 
+def is_predictor_group(group: dict) -> bool:
+    """The predictor's group (or its ``no_decay`` half), named so by the method."""
+    return str(group.get("name", "")).split(".")[0] == "predictor"
+
+
 def build_param_groups(model: nn.Module, cfg: Config) -> list[dict]:
-    """The method's groups (trainable parameters only), split when the recipe says so."""
+    """The method's groups (trainable parameters only), split when the recipe says so.
+
+    The predictor's groups get ``lr_mult`` and ``frozen_left`` (see the module docstring) and
+    their starting lr (init_lr × mult, or 0 while frozen); other groups start at init_lr.
+    """
+    o = cfg.optim
     groups = []
-    for group in model.param_groups(cfg.optim.fix_pred_lr):
+    for group in model.param_groups(o.fix_pred_lr):
         params = [p for p in group["params"] if p.requires_grad]
-        if params:
-            groups.append({**group, "params": params})
+        if not params:
+            continue
+        group = {**group, "params": params}
+        if is_predictor_group(group):
+            frozen = o.pred_freeze_steps > 0
+            group.update(
+                lr_mult=o.pred_lr_mult,
+                frozen_left=o.pred_freeze_steps,
+                lr=0.0 if frozen else cfg.init_lr * o.pred_lr_mult,
+            )
+        groups.append(group)
     return split_bias_and_norm(groups) if cfg.optim.exclude_bias_norm else groups
 
 

@@ -6,6 +6,10 @@ at ``init_lr`` (SimSiam Table 1: "lr not decayed" for the predictor). ``per_step
 evaluates the same curve at fractional epochs (every step), which short runs prefer.
 BYOL and MoCo v3 raise the target momentum to 1 along a cosine every step
 (``cosine_to_one``); a weight decay can follow ``cosine_between`` (``optim.weight_decay_end``).
+A group's ``lr_mult`` scales its lr under every schedule (``optim.pred_lr_mult``: the
+predictor's lr relative to the encoder's, Su 2020; Tian et al., ICML 2021), and a group with
+``frozen_left`` > 0 gets lr 0 for that many steps (``optim.pred_freeze_steps``: a fixed random
+predictor meanwhile, SimSiam §4.2 Table 1 (b)).
 """
 
 from __future__ import annotations
@@ -36,9 +40,20 @@ def lr_at(
 
 
 def apply_lr(optimizer: Optimizer, init_lr: float, lr: float) -> None:
-    """Set every group's lr; groups with ``fix_lr`` keep ``init_lr`` (SimSiam repository)."""
+    """Set every group's lr for the coming step (call it once per step, before the step).
+
+    Groups with ``fix_lr`` keep ``init_lr`` (SimSiam repository); a group's ``lr_mult``
+    multiplies either. A group with ``frozen_left`` > 0 gets lr 0 and one step less to wait:
+    the count lives in the group, so the optimizer's checkpoint carries it over a resume. With
+    lr 0 SGD, LARS and AdamW leave the parameters as they are (weight decay included), while
+    momentum buffers still fill with the frozen steps' gradients.
+    """
     for group in optimizer.param_groups:
-        group["lr"] = init_lr if group.get("fix_lr", False) else lr
+        base = init_lr if group.get("fix_lr", False) else lr
+        group["lr"] = base * group.get("lr_mult", 1.0)
+        if group.get("frozen_left", 0) > 0:
+            group["lr"] = 0.0
+            group["frozen_left"] -= 1
 
 
 def cosine_to_one(base: float, step: int, total: int) -> float:

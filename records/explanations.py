@@ -1,13 +1,17 @@
 """The explanations of non-collapse and the ablation variants that test them (data only).
 
-One list, read by the explanations board (``leaderboards/explanations_board.py``) and by the
-collapse-ablation matrix: ``EXPLANATIONS`` names, for each explanation, its claim in one
-sentence, its source, and its variants; ``VARIANTS`` holds every variant it names. A variant
-already in the matrix (``in_matrix``) has committed records under
-``leaderboards/results/ablation/`` whose ``overrides`` are the ones here; a new one is
-to be added to the matrix. Outcomes are ``records.verdict``'s: "collapsed", "failed to
-converge", "healthy". A variant whose config key does not exist yet lists it in ``needs_key``
-(the matrix cannot run it until ``pretrain/config.py`` has it).
+The one list of ablation variants, read by the explanations board
+(``leaderboards/explanations_board.py``) and by the ablation runner, whose matrices
+(``experiments/ablation_matrix.py``) are derived from it: ``EXPLANATIONS`` names, for each
+explanation, its claim in one sentence, its source, and its variants; ``VARIANTS`` holds every
+variant they name, plus the collapse matrix's BYOL, MoCo v3 and BN controls that no
+explanation names. A variant of the collapse matrix (``in_matrix``: ``experiments/ablate.py
+--matrix collapse``) has committed records under ``leaderboards/results/ablation/`` whose
+``overrides`` and names are the ones here; the others run with ``--matrix explanations``.
+Outcomes are ``records.verdict``'s: "collapsed", "failed to converge", "healthy"; the runner
+judges a run reproduced when its verdict is one of the variant's ``expect``. A variant whose
+config key does not exist yet lists it in ``needs_key`` (no matrix runs it until
+``pretrain/config.py`` has it).
 
 Sources (docs/recipes.md, "Collapse: the claims the ablation benchmark checks" and the DINO
 section's "Monitors"; the papers):
@@ -22,6 +26,9 @@ section's "Monitors"; the papers):
 - Zhang et al., "How does SimSiam avoid collapse without negative samples?", ICLR 2022:
   z = o + r; the predictor's extra gradient de-centers (a bias suffices) and de-correlates
   (a linear predictor suffices); symmetric predictor and Mirror SimSiam collapse.
+- BYOL: Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020: Table 5a (target decay rate).
+- MoCo v3: Chen, Xie & He, "An Empirical Study of Training Self-Supervised Vision
+  Transformers", ICCV 2021: §3 (contrastive, the batch's other images as negatives).
 - DINO: Caron et al., "Emerging Properties in Self-Supervised Vision Transformers", ICCV 2021:
   §5.2 (teacher choice: a copy of the student fails) and §5.3 / Fig. 7 (centering alone →
   uniform output; sharpening alone → one dimension dominates; both avoid collapse).
@@ -75,7 +82,7 @@ def _v(*args, **kwargs) -> ExplanationVariant:
     return ExplanationVariant(*args, **kwargs)
 
 
-PRED_MULT = "optim.pred_lr_mult"  # predictor lr = encoder lr × this (needed key)
+PRED_MULT = "optim.pred_lr_mult"  # predictor lr = encoder lr × this
 PRED_FREEZE = "optim.pred_freeze_steps"  # predictor not updated for the first k steps
 TARGET_REFRESH = "method.target_refresh_steps"  # stop-grad target = a copy refreshed every k
 
@@ -172,6 +179,46 @@ VARIANTS: tuple[ExplanationVariant, ...] = (
         "healthy on most seeds",
         in_matrix=True,
     ),
+    _v(
+        "bn_none",
+        "simsiam",
+        (DECAYED, "method.bn='none'"),
+        (HEALTHY, FAILED),
+        "no BN in the heads trains poorly but does not collapse",
+        "SimSiam §4.4, Table 3 (a) (34.6)",
+        "collapsed on most seeds",
+        in_matrix=True,
+    ),
+    _v(
+        "byol_tau0.99",
+        "byol",
+        ("method.momentum_base=0.99",),
+        (HEALTHY,),
+        "BYOL with tau_base 0.99 does not collapse",
+        "BYOL Table 5a (72.5)",
+        "collapsed on most seeds",
+        in_matrix=True,
+    ),
+    _v(
+        "byol_tau0",
+        "byol",
+        ("method.momentum_base=0.0", "method.momentum_schedule='constant'"),
+        (COLLAPSED,),
+        "BYOL without momentum (tau = 0) collapses",
+        "BYOL Table 5a (0.3)",
+        "healthy on most seeds",
+        in_matrix=True,
+    ),
+    _v(
+        "mocov3",
+        "mocov3",
+        (),
+        (HEALTHY,),
+        "MoCo v3 (contrastive, negatives in the batch) does not collapse",
+        "MoCo v3 §3",
+        "collapsed on most seeds",
+        in_matrix=True,
+    ),
     # --- new: predictor and encoder learning rates (Su 2020; Tian et al. 2021) ---
     _v(
         "pred_lr_0.1x",
@@ -182,7 +229,6 @@ VARIANTS: tuple[ExplanationVariant, ...] = (
         "constant solution",
         "Su 2020; Tian et al., ICML 2021",
         "healthy on most seeds while 10x is not",
-        needs_key=(PRED_MULT,),
     ),
     _v(
         "pred_lr_1x",
@@ -193,7 +239,6 @@ VARIANTS: tuple[ExplanationVariant, ...] = (
         "'simsiam')",
         "SimSiam Table 1 (67.7)",
         "numbers different from 'simsiam'",
-        needs_key=(PRED_MULT,),
     ),
     _v(
         "pred_lr_10x",
@@ -203,7 +248,6 @@ VARIANTS: tuple[ExplanationVariant, ...] = (
         "a predictor 10x faster than the encoder keeps it from collapsing",
         "Su 2020; Tian et al., ICML 2021 (a larger predictor lr helps)",
         "collapsed on most seeds",
-        needs_key=(PRED_MULT,),
     ),
     _v(
         "enc_lr_0.1x",
@@ -214,7 +258,6 @@ VARIANTS: tuple[ExplanationVariant, ...] = (
         "'predictor 10x faster' case",
         "Su 2020",
         "collapsed on most seeds (the ratio is not what decides)",
-        needs_key=(PRED_MULT,),
     ),
     _v(
         "enc_lr_10x",
@@ -224,7 +267,6 @@ VARIANTS: tuple[ExplanationVariant, ...] = (
         "the encoder 10x faster under the same predictor lr is the 'predictor 10x slower' case",
         "Su 2020",
         "healthy on most seeds while pred_lr_0.1x is not",
-        needs_key=(PRED_MULT,),
     ),
     _v(
         "pred_frozen_100",
@@ -236,7 +278,6 @@ VARIANTS: tuple[ExplanationVariant, ...] = (
         "prevents collapse",
         "SimSiam §4.2, Table 1 (b); Su 2020",
         "collapsed at the end on most seeds",
-        needs_key=(PRED_FREEZE,),
     ),
     _v(
         "no_weight_decay",
@@ -348,9 +389,9 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "DINO §5.3, Fig. 7; §5.2",
         ("dino", "dino_no_centering", "dino_no_sharpening", "dino_teacher_copy"),
         notes=(
-            "the matrix needs DINO's entry (recipe dino_resnet18_fmnist, narrow heads) and "
-            "teacher_entropy / teacher_student_kl in its curve keys for records.verdict's KL "
-            "statistic",
+            "run with recipe dino_resnet18_fmnist and narrow heads "
+            "(experiments/ablate.py --matrix explanations); the curve keeps teacher_entropy and "
+            "teacher_student_kl for records.verdict's KL statistic",
         ),
     ),
 )

@@ -11,6 +11,7 @@ from typing import Any
 
 from records.errors import RecordError
 from records.tasks import KNOWN_TASKS, get, is_number
+from records.verdict import OUTCOMES
 
 ABLATION_STRINGS = ("method", "variant", "expect")
 ABLATION_BOOLS = ("collapsed", "reproduced")
@@ -122,6 +123,7 @@ def _check_ablation(data: dict) -> None:
         _optional(data, key, int, "an int")
     _optional(data, "knn_protocol", dict, "an object")
     _optional(data, "not_reproduced_because", list, "a list of strings")
+    _check_verdict(data.get("verdict"))
     curve = data.get("curve")
     if curve is not None:
         if not isinstance(curve, list):
@@ -129,6 +131,21 @@ def _check_ablation(data: dict) -> None:
         for i, row in enumerate(curve):
             if not isinstance(row, dict) or not is_number(row.get("step")):
                 raise RecordError(f"'curve[{i}]' must be an object with a numeric 'step'")
+
+
+def _check_verdict(verdict: Any) -> None:
+    """The optional ``verdict`` block (``records.verdict``; records before it lack one)."""
+    if verdict is None:
+        return
+    if not isinstance(verdict, dict):
+        raise RecordError(f"'verdict' must be an object, got {type(verdict).__name__}")
+    if verdict.get("outcome") not in OUTCOMES:
+        raise RecordError(
+            f"'verdict.outcome' must be one of {', '.join(OUTCOMES)}, "
+            f"got {verdict.get('outcome')!r}"
+        )
+    _need(verdict, "agree", list, "a list of strings", "verdict.")
+    _need(verdict, "borderline", bool, "true or false", "verdict.")
 
 
 def validate(data: Any) -> Samples:

@@ -7,8 +7,19 @@ import json
 import pytest
 
 from experiments import ablate, ablation_run
-from experiments.ablation_matrix import BY_NAME, MATRIX
-from experiments.ablation_run import judge
+from experiments.ablation_matrix import BY_NAME, MATRICES, MATRIX
+from experiments.ablation_run import judge, judge_verdict, verdict_block
+from records import explanations
+from records import verdict as V
+from records.errors import RecordError
+from records.schema import validate
+
+# The collapse matrix as committed (leaderboards/results/ablation/): names and order.
+COLLAPSE = (
+    *("simsiam", "no_stop_grad", "no_predictor", "fixed_random_predictor", "pred_const_lr"),
+    *("linear_predictor", "bias_predictor", "symmetric_predictor", "mirror", "bn_none"),
+    *("byol_tau0.99", "byol_tau0", "mocov3"),
+)
 
 
 def rec(z, knn_z, knn_h=80.0, init_h=75.0) -> dict:
@@ -35,12 +46,81 @@ def test_judge_no_collapse_needs_spread_and_a_gain_over_random_init():
 
 
 def test_matrix_covers_the_claims_of_the_recipes():
-    collapse = {v.name for v in MATRIX if v.expect == "collapse"}
-    healthy = {v.name for v in MATRIX if v.expect == "no_collapse"}
-    assert {"no_stop_grad", "no_predictor", "fixed_random_predictor", "symmetric_predictor",
-            "mirror"} <= collapse  # fmt: skip
+    matrix = MATRICES["collapse"]
+    collapse = {v.name for v in matrix if v.expect == (V.COLLAPSED,)}
+    healthy = {v.name for v in matrix if v.expect == (V.HEALTHY,)}
+    assert {"no_stop_grad", "no_predictor", "symmetric_predictor", "mirror", "byol_tau0"} == (
+        collapse
+    )
     assert {"simsiam", "pred_const_lr", "linear_predictor", "byol_tau0.99", "mocov3"} <= healthy
+    # SimSiam Table 1 (b): the fixed random predictor does not converge; it does not collapse
+    assert BY_NAME["fixed_random_predictor"].expect == (V.FAILED,)
+    assert BY_NAME["fixed_random_predictor"].matrix_expect == "no_collapse"
     assert len(BY_NAME) == len(MATRIX)
+
+
+def test_the_matrices_derive_from_the_one_list_of_variants():
+    runnable = [v for v in explanations.VARIANTS if not v.needs_key]
+    assert runnable == MATRIX and runnable == MATRICES["explanations"]
+    assert tuple(v.name for v in MATRICES["collapse"]) == COLLAPSE
+    assert all(BY_NAME[n] is explanations.BY_NAME[n] for n in BY_NAME)
+    # the new variants' keys exist now; only the target refresh is still missing
+    assert explanations.needed_keys() == ("method.target_refresh_steps",)
+    assert "alternation_10" not in BY_NAME
+    for name in ("pred_lr_0.1x", "pred_frozen_100", "dino", "dino_no_centering"):
+        assert name in BY_NAME and name not in COLLAPSE
+    methods = {v.method for v in MATRIX}
+    assert methods <= set(ablation_run.RECIPE) and methods <= set(ablation_run.HEADS)
+
+
+def test_list_prints_the_chosen_matrix(capsys):
+    assert ablate.main(["--list"]) == []
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert tuple(names) == COLLAPSE  # the default matrix: as before
+    ablate.main(["--list", "--matrix", "explanations"])
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == [v.name for v in MATRIX] and "dino_teacher_copy" in names
+    assert (
+        "fixed_random_predictor" in names
+        and "failed to converge"
+        in (ablate.matrix_lines("collapse")[COLLAPSE.index("fixed_random_predictor")])
+    )
+
+
+def trace(z: float, rank: float, m_o: float, loss_end: float, knn_end: float) -> list[dict]:
+    """A 300-step curve: the loss falls linearly from -0.1 to ``loss_end``; kNN on h at 73%
+    at step 0, ``knn_end`` at the end."""
+    rows: list[dict] = [{"step": 0, "knn_h": 73.0}]
+    for s in range(25, 301, 25):
+        loss = -0.1 + (loss_end + 0.1) * s / 300
+        rows.append({"step": s, "loss": loss, "z_std_sqrt_d": z, "rankme": rank, "m_o": m_o})
+    rows[-1]["knn_h"] = knn_end
+    return rows
+
+
+def test_fixed_random_predictor_is_judged_on_loss_and_knn_not_on_z_std():
+    v = BY_NAME["fixed_random_predictor"]
+    # spread z, the loss still high ((1 - 0.2) / (1 - 0.108) = 0.9 of its gap to -1 left),
+    # kNN on h 1 point below its random init (clear of the 2 +- 2 point band)
+    stuck = {"method": "simsiam", "init_knn_h": 73.0, "curve": trace(0.9, 30, 0.3, -0.2, 72.0)}
+    verdict = verdict_block(stuck)
+    assert verdict["outcome"] == V.FAILED and not verdict["borderline"]
+    assert set(verdict["agree"]) == {"z-std·√d", "RankMe", "m_o"}
+    assert judge_verdict(v.expect, verdict) == (True, [])
+    # the old end-point rule for "collapse" would have called it not reproduced
+    assert not judge("collapse", {"z_std_sqrt_d": 0.9, "knn_z": 60.0})[0]
+    # converged (loss near its minimum, kNN above init): healthy, the claim not reproduced
+    fine = {"method": "simsiam", "init_knn_h": 73.0, "curve": trace(0.9, 30, 0.3, -0.95, 80.0)}
+    verdict = verdict_block(fine)
+    assert verdict["outcome"] == V.HEALTHY
+    ok, why = judge_verdict(v.expect, verdict)
+    assert not ok and why[0].startswith("verdict healthy") and "failed to converge" in why[0]
+    # collapsed: not reproduced either
+    flat = {"method": "simsiam", "init_knn_h": 73.0, "curve": trace(0.05, 1.2, 0.999, -0.99, 20)}
+    verdict = verdict_block(flat)
+    assert verdict["outcome"] == V.COLLAPSED
+    assert not judge_verdict(v.expect, verdict)[0]
+    assert judge_verdict(BY_NAME["no_stop_grad"].expect, verdict) == (True, [])
 
 
 def small_runs(monkeypatch) -> None:
@@ -65,6 +145,13 @@ def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
         assert key in on_disk, key
     assert on_disk["steps"] == 2 and on_disk["config"]["method"]["stop_grad"] is False
     assert on_disk["reproduced"] == (not on_disk["not_reproduced_because"])
+    verdict = on_disk["verdict"]  # records.verdict on the run's own curve
+    assert verdict["outcome"] in V.OUTCOMES and isinstance(verdict["agree"], list)
+    assert verdict["borderline"] == (verdict["outcome"] == V.BORDERLINE)
+    assert verdict == verdict_block(on_disk)
+    assert on_disk["reproduced"] == (verdict["outcome"] in on_disk["expect_outcomes"])
+    assert on_disk["expect_outcomes"] == [V.COLLAPSED] and on_disk["expect"] == "collapse"
+    validate(on_disk)
     assert on_disk["task"] == "ablation" and on_disk["run_id"] == "simsiam-no_stop_grad-seed0"
     curve = on_disk["curve"]  # step 0 (with the random-init kNN), then the logged steps
     assert [row["step"] for row in curve][0] == 0 and curve[-1]["step"] == 2
@@ -87,6 +174,45 @@ def test_a_longer_reading_sits_beside_the_matrix_record(tiny_fmnist, tmp_path, m
     assert (out / "simsiam-simsiam-seed0.json").read_bytes() == matrix_record
     assert longer["run_id"] == "simsiam-simsiam-seed0-3steps" and longer["steps"] == 3
     assert (work / "simsiam-simsiam-seed0").is_dir()  # its run directory was not reused
+
+
+def test_a_dino_variant_runs_with_its_recipe_and_keeps_the_kl(tiny_fmnist, tmp_path, monkeypatch):
+    small_runs(monkeypatch)
+    out = tmp_path / "results"
+    r = ablation_run.run_variant(
+        BY_NAME["dino_no_centering"], 0, 2, out, str(tiny_fmnist), tmp_path / "w"
+    )
+    assert r["config"]["recipe"] == "dino_resnet18_fmnist"
+    assert r["config"]["method"]["center_momentum"] == 1.0
+    assert r["config"]["method"]["out_dim"] == 1024
+    assert any("teacher_student_kl" in row for row in r["curve"])
+    assert "KL(t‖s)" in r["verdict"]["votes"]  # the verdict's DINO statistic
+    assert r["reproduced"] == (r["verdict"]["outcome"] == V.COLLAPSED)
+
+
+def test_schema_accepts_old_records_and_checks_the_verdict_block():
+    old = {
+        "task": "ablation",
+        "method": "simsiam",
+        "variant": "simsiam",
+        "expect": "no_collapse",
+        "seed": 0,
+        "collapsed": False,
+        "reproduced": True,
+        "knn_z": 50.0,
+        "knn_h": 75.0,
+        "z_std_sqrt_d": 0.9,
+        "effective_rank": 30.0,
+        "m_o": 0.3,
+        "init_knn_h": 73.0,
+    }
+    validate(old)  # a record written before the verdict
+    good = {"outcome": V.FAILED, "agree": ["m_o"], "borderline": False}
+    validate({**old, "verdict": good})
+    with pytest.raises(RecordError, match="verdict.outcome"):
+        validate({**old, "verdict": {**good, "outcome": "fine"}})
+    with pytest.raises(RecordError, match="verdict.borderline"):
+        validate({**old, "verdict": {"outcome": V.HEALTHY, "agree": []}})
 
 
 def test_unknown_variant_is_named(capsys):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.ablation_run import RECIPE
 from leaderboards.explanations_board import PAGE, plot_name, render_explanations
 from leaderboards.markdown import Paths
 from leaderboards.record_set import Record
@@ -15,7 +16,6 @@ from records.explanations import BY_NAME, EXPLANATIONS, VARIANTS, needed_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 ABLATION = ROOT / "leaderboards" / "results" / "ablation"
-RECIPE = {"simsiam": "simsiam_resnet18_fmnist", "dino": "dino_resnet18_fmnist"}
 
 
 def test_every_explanation_names_known_variants() -> None:
