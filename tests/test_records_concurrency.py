@@ -4,35 +4,25 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-from pathlib import Path
 
 import pytest
 
+from tests.record_writer import write_one
 from transfer import run_records as records
 
 WRITERS = 32
 
 
-def write_one(root: str, index: int, barrier) -> str:
-    barrier.wait()  # every writer starts at the same moment: same second, same model, same seed
-    record = {
-        "run_id": records.run_id("knn", "sweep-point", 0),
-        "task": "knn",
-        "model": {"id": "sweep-point", "revision": None, "kind": "run_dir"},
-        "pretrain": {},
-        "protocol": {"ks": [20]},
-        "metrics": {"top1_k20": float(index)},
-        "padding": "x" * 200_000,  # a record big enough that a torn write would show
-    }
-    return str(records.write_record(record, Path(root)))
-
-
 def test_32_concurrent_writers_leave_32_readable_records(tmp_path):
-    ctx = mp.get_context("fork")  # Linux; the writers only need the module
+    # Workers fork from a clean fork server (tests/record_writer.py says why not from this
+    # process); a lost worker fails the test after the timeout instead of hanging the run.
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.record_writer"])
     with ctx.Manager() as manager:
         barrier = manager.Barrier(WRITERS)
         with ctx.Pool(WRITERS) as pool:
-            paths = pool.starmap(write_one, [(str(tmp_path), i, barrier) for i in range(WRITERS)])
+            args = [(str(tmp_path), i, barrier) for i in range(WRITERS)]
+            paths = pool.starmap_async(write_one, args).get(timeout=300)
     assert len(set(paths)) == WRITERS
     files = sorted((tmp_path / "knn").iterdir())
     assert len(files) == WRITERS, [f.name for f in files]  # no temp files left behind
