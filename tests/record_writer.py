@@ -1,10 +1,4 @@
-"""A result-record writer for the concurrency test's worker processes.
-
-It imports only the record contract (``records``, pure Python): the workers start from a
-fork server that has this module loaded, never from a fork of the test process, whose
-threads (torch's pools, a Slurm fixture's, a progress bar's monitor) could hold a lock at the
-moment of the fork and leave the child waiting on it forever.
-"""
+"""A result-record writer for the concurrency test's writers: the record contract alone."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -14,15 +15,13 @@ WRITERS = 32
 
 
 def test_32_concurrent_writers_leave_32_readable_records(tmp_path):
-    # Workers fork from a clean fork server (tests/record_writer.py says why not from this
-    # process); a lost worker fails the test after the timeout instead of hanging the run.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["tests.record_writer"])
-    with ctx.Manager() as manager:
-        barrier = manager.Barrier(WRITERS)
-        with ctx.Pool(WRITERS) as pool:
-            args = [(str(tmp_path), i, barrier) for i in range(WRITERS)]
-            paths = pool.starmap_async(write_one, args).get(timeout=300)
+    # Threads, not forked processes: a process forked from this one (whose threads may hold
+    # a lock at that moment) can wait forever, and a fork server hung here too. The writes
+    # still interleave: each is many write syscalls, the GIL released around every one.
+    barrier = threading.Barrier(WRITERS)
+    with ThreadPoolExecutor(WRITERS) as pool:
+        futures = [pool.submit(write_one, str(tmp_path), i, barrier) for i in range(WRITERS)]
+        paths = [f.result(timeout=300) for f in futures]
     assert len(set(paths)) == WRITERS
     files = sorted((tmp_path / "knn").iterdir())
     assert len(files) == WRITERS, [f.name for f in files]  # no temp files left behind
