@@ -172,6 +172,15 @@ class Config:
         return self.optim.base_lr * self.train.batch_size / 256
 
 
+def check_batch_split(batch_size: int, world_size: int) -> None:
+    """``train.batch_size`` is the global batch: it must split evenly over the processes."""
+    if batch_size % world_size:
+        raise ConfigError(
+            f"train.batch_size={batch_size} is out of range for {world_size} processes: must be "
+            f"a multiple of {world_size} (the global batch splits evenly over the processes)"
+        )
+
+
 def available_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
 

@@ -35,7 +35,13 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from common.cli import make_parser, run_cli
 from pretrain.checkpoint import EVENTS, stored_config
-from pretrain.config import DEFAULT_RECIPE, Config, ConfigError, available_recipes, load_config
+from pretrain.config import (
+    DEFAULT_RECIPE,
+    Config,
+    available_recipes,
+    check_batch_split,
+    load_config,
+)
 from pretrain.hooks import default_hooks
 from pretrain.resume import RESUME_MUTABLE, resume_config
 from pretrain.summary import write_summary
@@ -122,12 +128,7 @@ def submit(cfg: Config, args: argparse.Namespace, run_dir: Path) -> dict | None:
 
     cluster = args.cluster or "slurm"
     resources = resources_from_args(args)
-    world = resources.world_size
-    if cfg.train.batch_size % world:
-        raise ConfigError(
-            f"train.batch_size={cfg.train.batch_size} is out of range for {world} processes: "
-            f"must be a multiple of {world} (the global batch splits evenly over the processes)"
-        )
+    check_batch_split(cfg.train.batch_size, resources.world_size)
     run_dir = run_dir.resolve()
     executor = make_executor(
         run_dir / "submitit", resources, cluster, f"siamhub-{cfg.recipe}", args.max_requeues

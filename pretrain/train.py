@@ -37,7 +37,7 @@ from pretrain.checkpoint import (
     set_rng_state,
     stored_config,
 )
-from pretrain.config import Config, ConfigError
+from pretrain.config import Config, ConfigError, check_batch_split
 from pretrain.data import pretrain_dataset, pretrain_loader
 from pretrain.hooks import Hook
 from pretrain.methods import build_method
@@ -124,13 +124,8 @@ class Trainer:
             raise ConfigError(
                 f"train.batch_size={t.batch_size} is larger than the dataset ({len(self.dataset)})"
             )
-        world = self.dist.world_size
-        if t.batch_size % world:
-            raise ConfigError(
-                f"train.batch_size={t.batch_size} is out of range for {world} processes: must be "
-                f"a multiple of {world} (the global batch splits evenly over the processes)"
-            )
-        per_rank = t.batch_size // world
+        check_batch_split(t.batch_size, self.dist.world_size)
+        per_rank = t.batch_size // self.dist.world_size
         if t.accum_steps < 1 or per_rank % t.accum_steps:
             raise ConfigError(
                 f"train.accum_steps={t.accum_steps} must be >= 1 and divide each process's share "
