@@ -45,6 +45,7 @@ class MethodConfig:
     )
     symmetric_predictor: bool = False  # predictor on both branches (Zhang et al. 2022)
     mirror: bool = False  # stop-gradient on the predictor's input, not the target (Zhang et al.)
+    target_refresh_steps: int = 0  # SimSiam §5 k-step alternation; 0: the live target (k = 1)
     # EMA target (BYOL, MoCo v3): m = 1 - (1 - momentum_base)(cos(pi k/K) + 1)/2 per step k.
     momentum_base: float = 0.996  # BYOL tau_base; 1.0 = a fixed random target (Table 5a)
     momentum_schedule: str = "cosine"  # "cosine" (to 1) or "constant" (tau_base every step)

@@ -147,6 +147,7 @@ RULES: dict[str, Rule] = {
     "method.predictor": Rule(choices=_predictors),
     "method.loss": Rule(choices=_losses),
     "method.bn": Rule(choices=_bn_layouts),
+    "method.target_refresh_steps": at_least(0, "SimSiam §5 alternation; 0: SimSiam itself"),
     "method.momentum_base": between(0, 1, note="BYOL's tau_base; 1 = a fixed target"),
     "method.momentum_schedule": one_of("cosine", "constant"),
     "method.temperature": above(0, note="InfoNCE divides by it"),

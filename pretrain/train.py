@@ -299,6 +299,9 @@ class Trainer:
         if before_step is not None:
             before_step()
         self.optimizer.step()
+        after_step = getattr(self.model, "after_optimizer_step", None)  # SimSiam §5 target refresh
+        if after_step is not None:
+            after_step()
         update_target = getattr(self.model, "update_target", None)
         if update_target is not None:
             if momentum is None:

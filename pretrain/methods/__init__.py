@@ -33,7 +33,7 @@ def _bn(cfg: Config) -> str:
 
 def _only_simsiam(cfg: Config) -> None:
     m = cfg.method
-    used = [k for k in ("symmetric_predictor", "mirror") if getattr(m, k)]
+    used = [k for k in ("symmetric_predictor", "mirror", "target_refresh_steps") if getattr(m, k)]
     if not m.stop_grad:
         used.append("stop_grad=false")
     if used:
@@ -57,6 +57,7 @@ def _simsiam(cfg: Config) -> nn.Module:
         bn=_bn(cfg),
         symmetric_predictor=m.symmetric_predictor,
         mirror=m.mirror,
+        target_refresh_steps=m.target_refresh_steps,
     )
 
 

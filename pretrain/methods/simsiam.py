@@ -20,14 +20,25 @@ Ablation switches (constructor arguments; ``method.*`` in the config):
   (Zhang et al. §3: collapses).
 - ``mirror``: "Mirror SimSiam", D(h(sg(z1)), z2): the stop-gradient sits on the predictor's
   input instead of on the target (Zhang et al. §3: collapses).
+- ``target_refresh_steps=k``: the multi-step alternation of SimSiam §5 ("Proof of concept").
+  The hypothesis (§5) reads stop-gradient as one step of an alternating optimisation over the
+  encoder θ and per-image targets η_x; with k > 0 the targets come from a frozen copy of
+  backbone + projector (in train mode, so BN uses the batch as in SimSiam) refreshed to θ
+  after every k optimizer steps: η is solved once, then k SGD steps update θ against it
+  (ImageNet linear accuracy, 100 epochs: 1-step 68.1, 10-step 68.7, 100-step 68.9, 1-epoch
+  67.0; docs/recipes.md). k = 0 (default) is SimSiam itself, the live network's z under
+  stop-gradient, which is the 1-step alternation.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pretrain.ema import ema_update_
 from pretrain.heads import bn_layout, build_predictor, mlp_head
 
 LOSS_MODES = ("symmetric", "asymmetric", "asymmetric_2x")
@@ -74,8 +85,16 @@ class SimSiam(nn.Module):
         bn: str = "hidden_proj_out",
         symmetric_predictor: bool = False,
         mirror: bool = False,
+        target_refresh_steps: int = 0,
     ) -> None:
         super().__init__()
+        if target_refresh_steps < 0:
+            raise ValueError(f"target_refresh_steps must be >= 0, got {target_refresh_steps}")
+        if target_refresh_steps and (not stop_grad or mirror or symmetric_predictor):
+            raise ValueError(
+                "target_refresh_steps (the §5 alternation) replaces the stop-gradient target; "
+                "it needs stop_grad=True and neither mirror nor symmetric_predictor"
+            )
         if mirror and not stop_grad:
             raise ValueError("mirror=True moves the stop-gradient; it needs stop_grad=True")
         if mirror and symmetric_predictor:
@@ -102,6 +121,30 @@ class SimSiam(nn.Module):
         self.loss_mode = loss
         self.symmetric_predictor = symmetric_predictor
         self.mirror = mirror
+        self.target_refresh_steps = target_refresh_steps
+        if target_refresh_steps:
+            self._attach_frozen_target()
+
+    def _attach_frozen_target(self) -> None:
+        """The alternation's target (§5): a copy of backbone + projector, never optimized nor
+        DDP-wrapped (each rank refreshes its own identical copy), and the steps since its last
+        refresh (a buffer, so a resumed run refreshes on the same steps)."""
+        self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.register_buffer("steps_since_refresh", torch.zeros((), dtype=torch.long))
+        self.ddp_ignore = ("target_backbone", "target_projector")
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """With ``target_refresh_steps = k``: the target becomes θ after every k-th step (§5)."""
+        if not self.target_refresh_steps:
+            return
+        self.steps_since_refresh += 1
+        if int(self.steps_since_refresh) >= self.target_refresh_steps:
+            online = nn.ModuleList([self.backbone, self.projector])
+            target = nn.ModuleList([self.target_backbone, self.target_projector])
+            ema_update_(target, online, 0.0)  # a copy: ξ ← 0·ξ + 1·θ
+            self.steps_since_refresh.zero_()
 
     def forward(self, *views: torch.Tensor) -> dict[str, torch.Tensor]:
         pairs = pairs_for(self.loss_mode, len(views))
@@ -109,7 +152,10 @@ class SimSiam(nn.Module):
         zs = [self.projector(h) for h in hs]  # (N, D) each
         ps = [self.predictor(z.detach() if self.mirror else z) for z in zs]  # (N, D) each
         targets = ps if self.symmetric_predictor else zs
-        if self.stop_grad and not self.mirror:
+        if self.target_refresh_steps:  # η_x from θ of the last refresh (§5)
+            with torch.no_grad():
+                targets = [self.target_projector(self.target_backbone(x)) for x in views]
+        elif self.stop_grad and not self.mirror:
             targets = [t.detach() for t in targets]
         loss = sum(w * negative_cosine(ps[i], targets[j]) for i, j, w in pairs)
         return {"loss": loss, "z": zs[0].detach(), "h": hs[0].detach()}
