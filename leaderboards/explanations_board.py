@@ -1,7 +1,8 @@
 """The explanations board: is each explanation of non-collapse reproduced at this scale?
 
 ``python leaderboards/explanations_board.py`` writes ``explanations.md`` and its plots
-(``explanations_<name>.png``) only; ``leaderboards/build.py`` renders it with every board.
+(``explanations_<name>.png``, and ``explanations_dino_teacher.png``) only;
+``leaderboards/build.py`` renders it with every board.
 
 One section per explanation of ``records.explanations.EXPLANATIONS`` (SimSiam §5 stop-gradient;
 SimSiam Table 1 / Su 2020 predictor dynamics; Zhang et al. 2022 de-centering; DINO §5.3): its
@@ -19,6 +20,10 @@ variant's status and the explanation's overall status:
   not look (the symmetric predictor's p); *not reproduced at this scale* otherwise, with the
   measured reason; *not run yet* when no variant has a record.
 
+The DINO section adds DINO's failure modes (``leaderboards/dino_modes_section.py``, the rule in
+``records/dino_modes.py``: teacher entropy → 0 or → log K, KL → 0) where its records log the
+teacher's entropy.
+
 The per-variant monitors (mean ± std over seeds) stay on the collapse-ablation page
 (``collapse_ablation.md``), linked from here.
 """
@@ -35,6 +40,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from leaderboards import dino_modes_section
 from leaderboards.markdown import Paths, marker, table
 from leaderboards.record_set import Record, read_records
 from records import verdict as V
@@ -48,6 +54,11 @@ AT_MINIMUM = 0.05  # loss gap share below which the loss is at its minimum
 
 def plot_name(explanation: Explanation) -> str:
     return f"explanations_{explanation.name}.png"
+
+
+def plot_names() -> list[str]:
+    """Every PNG the page may write (one per explanation, and DINO's teacher plot)."""
+    return [plot_name(ex) for ex in EXPLANATIONS] + [dino_modes_section.PLOT]
 
 
 def _by_variant(records: list[Record]) -> dict[str, dict[int, list[Record]]]:
@@ -206,19 +217,23 @@ def _section(
     if not_run:
         parts += [f"Not run yet: {', '.join(f'`{n}`' for n in not_run)}.", ""]
     parts += [table(headers, rows), ""]
+    modes, modes_plot, written = [], [], []
+    if ex.name == dino_modes_section.EXPLANATION and curves:  # DINO §5.3's two modes
+        modes, modes_plot, written = dino_modes_section.dino_modes_parts(curves, paths.out)
+    parts += modes
     parts += [f"Note: {n}" for n in ex.notes] + ([""] if ex.notes else [])
-    written = []
     if curves:
         curves_plot(curves, ex.title, paths.out / plot_name(ex))
-        written.append(plot_name(ex))
+        written.insert(0, plot_name(ex))
         parts += [f"![{ex.title}: the curves that decide it]({plot_name(ex)})", ""]
+    parts += modes_plot  # below the section's curves
     return parts, overall, written
 
 
 def render_explanations(records: list[Record], paths: Paths) -> tuple[str, int, list[str]]:
     """The page, its number of explanations with records, and the PNGs it wrote."""
-    for ex in EXPLANATIONS:  # a plot whose data is gone must not linger
-        (paths.out / plot_name(ex)).unlink(missing_ok=True)
+    for name in plot_names():  # a plot whose data is gone must not linger
+        (paths.out / name).unlink(missing_ok=True)
     by_variant = _by_variant(records)
     sections, overview, plots = [], [], []
     for ex in EXPLANATIONS:

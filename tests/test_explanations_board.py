@@ -111,7 +111,7 @@ def test_overall_status_follows_the_seed_verdicts(tmp_path: Path) -> None:
     page = render(tmp_path, base + [record("no_stop_grad", s, collapsed) for s in range(3)])
     assert overall(page, STOP_GRAD) == "reproduced"
     assert overall(page, DINO) == "not run yet"
-    assert "not run yet: needs key `method.target_refresh_steps`" in page
+    assert "Not run yet: `alternation_10`." in section(page, STOP_GRAD)  # no record of it
     # no stop-gradient healthy on every seed, unanimous, stable, loss off its minimum
     page = render(tmp_path, base + [record("no_stop_grad", s, healthy) for s in range(3)])
     assert overall(page, STOP_GRAD) == "refuted"

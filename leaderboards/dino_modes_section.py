@@ -1,0 +1,114 @@
+"""The explanations board's DINO failure-mode table and teacher plot (``records.dino_modes``).
+
+Under the DINO explanation's table (DINO §5.3, Fig. 7): one row per variant and seed of its
+longest run whose curve logs ``teacher_entropy``: the teacher's entropy against log K, KL(teacher
+‖ student) first → last, the mode it reads as, the paper's mode and whether they match; and
+``explanations_dino_teacher.png``: the teacher's entropy and the KL against step. Nothing is
+added when no record logs ``teacher_entropy``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from leaderboards.markdown import table
+from records import dino_modes as D
+from records.tasks import is_number
+
+EXPLANATION = "dino"  # the explanation whose section gets the table
+PLOT = "explanations_dino_teacher.png"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "–" if value is None else ("yes" if value else "no")
+
+
+def dino_modes_parts(
+    curves: dict[str, list[dict]], out: Path
+) -> tuple[list[str], list[str], list[str]]:
+    """The table's markdown lines, the plot's markdown lines, and the PNGs written (into
+    ``out``); ``curves``: variant -> the records of its longest run (as the section's curves
+    plot). All empty when no record logs ``teacher_entropy``."""
+    headers = ["variant", "seed", "steps", "teacher entropy (nats)", "log K", "entropy / log K"]
+    headers += ["KL first → last (nats)", "mode", "expected (paper)", "matches?"]
+    rows = []
+    for name in sorted(curves):
+        for rec in sorted(curves[name], key=lambda r: r.get("seed", 0)):
+            reading = D.read_record(rec)
+            if reading is None:
+                continue
+            kl = "–" if reading.kl is None else f"{reading.kl:.3f}"
+            if reading.kl_first is not None:
+                kl = f"{reading.kl_first:.3f} → {kl}"
+            mode = reading.mode + (", KL → 0" if reading.kl_to_zero else "")
+            expected = reading.expected or "–"
+            if reading.expected is not None:
+                expected += ", KL → 0" if reading.expected != D.NEITHER else ", KL above 0"
+            rows.append(
+                [f"`{name}`", str(rec.get("seed", "?")), str(reading.steps[-1])]
+                + [f"{reading.entropy:.3f}", f"{reading.log_k:.2f}", f"{reading.ratio:.0%}"]
+                + [kl, mode, expected, _yes_no(reading.matches)]
+            )
+    if not rows:
+        return [], [], []
+    parts = [
+        "### DINO's failure modes",
+        "",
+        "DINO §5.3 / Fig. 7: sharpening alone lets one dimension dominate (the teacher's "
+        "entropy → 0), centering alone makes the output uniform (entropy → log K), and in both "
+        "modes KL(teacher ‖ student) → 0. Read from the mean of the last "
+        f"{D.WINDOW} points that log the teacher's entropy (`records/dino_modes.py`): entropy "
+        f"below {D.SHARP_BELOW:.0%} of log K is one dimension dominating, above "
+        f"{D.UNIFORM_ABOVE:.0%} uniform; KL → 0 below {D.KL_TO_ZERO_BELOW:g} nats.",
+        "",
+        table(headers, rows),
+        "",
+    ]
+    teacher_plot(curves, out / PLOT)
+    return parts, [f"![DINO's teacher entropy and KL against step]({PLOT})", ""], [PLOT]
+
+
+def teacher_plot(curves: dict[str, list[dict]], path: Path) -> Path:
+    """The teacher's entropy (dashed: 0 and log K) and KL(teacher ‖ student) (dashed: the
+    KL → 0 line) against step; one color per variant (the order of the section's curves
+    plot), one line per seed; records without the teacher's entropy are skipped. Fixed size
+    and dpi, no metadata: the same records give the same bytes."""
+    fig = Figure(figsize=(9, 3.4))
+    ax_h, ax_kl = fig.subplots(1, 2)
+    colors = colormaps["tab10"]
+    log_ks = set()
+    for i, (name, records) in enumerate(sorted(curves.items())):
+        color, labelled = colors(i % 10), False
+        for rec in records:
+            points = D.teacher_points(rec.get("curve") or [])
+            if not points:
+                continue
+            label = name if not labelled else None
+            labelled = True
+            ax_h.plot([p.get("step", 0) for p in points], [p[D.ENTROPY_KEY] for p in points],
+                      color=color, lw=1, alpha=0.8, label=label)  # fmt: skip
+            kl = [p for p in points if is_number(p.get(D.KL_KEY))]
+            ax_kl.plot([p.get("step", 0) for p in kl], [p[D.KL_KEY] for p in kl],
+                       color=color, lw=1, alpha=0.8, label=label)  # fmt: skip
+            reading = D.read_record(rec)
+            if reading is not None:
+                log_ks.add(reading.log_k)
+    for y in (0.0, *sorted(log_ks)):
+        ax_h.axhline(y, color="gray", ls="--", lw=0.8)
+    ax_kl.axhline(D.KL_TO_ZERO_BELOW, color="gray", ls="--", lw=0.8)
+    ax_h.set_title("teacher entropy (nats; dashed: 0 and log K)", fontsize=9)
+    ax_kl.set_title("KL(teacher ‖ student) (nats; dashed: KL → 0)", fontsize=9)
+    for ax in (ax_h, ax_kl):
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    ax_h.legend(fontsize=7, loc="best")
+    fig.suptitle("DINO's failure modes (DINO §5.3, Fig. 7)", fontsize=10)
+    fig.tight_layout()
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
+    return path
