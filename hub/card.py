@@ -19,8 +19,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hub.card_results import DATASET_NAMES, cell, result_rows, results_table
 from hub.card_usage import GITHUB, timm_loadable, usage
-from hub.citations import display_name, paper
+from hub.citations import paper
 from records.length import length_of
+from records.methods import display_name
 
 LICENSE = "apache-2.0"  # siamhub's own license: weights it trains are published under it
 DATASETS = {  # dataset name in the recipe -> Hub dataset id

@@ -150,14 +150,7 @@ PAPERS: dict[str, Paper] = {
     ),
 }
 
-DISPLAY = {"simsiam": "SimSiam", "byol": "BYOL", "mocov3": "MoCo v3", "dino": "DINO"}
-DISPLAY |= {"mocov2": "MoCo v2", "mocov1": "MoCo v1"}
-
-
 def paper(method: str) -> Paper | None:
     """The paper of ``method`` (a ``pretrain/methods`` name), or None for an unknown one."""
     return PAPERS.get(method)
 
-
-def display_name(method: str) -> str:
-    return DISPLAY.get(method, method)

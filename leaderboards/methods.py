@@ -28,11 +28,11 @@ from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
 from leaderboards.rows import RowPages, latest_date
 from records.length import length_of
+from records.methods import DISPLAY
 from records.tasks import DETECTION_TASKS, TASKS
 
 PLOT = "ap_by_method.png"
 TITLE = "Methods side by side"
-DISPLAY = {"simsiam": "SimSiam", "byol": "BYOL", "mocov3": "MoCo v3", "dino": "DINO"}
 CELLS = (
     ("knn", "top1_k20", "kNN top-1 k=20"),
     ("linear", "top1", "linear top-1"),

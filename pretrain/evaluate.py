@@ -17,8 +17,8 @@ from common.transforms import normalize_small
 from pretrain.config import Config
 from pretrain.data import labelled_split
 from pretrain.methods import build_method
+from records.methods import display_name
 
-DISPLAY = {"simsiam": "SimSiam", "byol": "BYOL", "mocov3": "MoCo v3"}
 Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 1, 28, 28), labels (N,)
 
 
@@ -82,7 +82,7 @@ def final_knn_report(model: torch.nn.Module, cfg: Config, device: torch.device) 
 def format_report(report: dict) -> str:
     r = report["knn_top1"]
     p = report["protocol"]
-    name = DISPLAY.get(report.get("method", ""), "SimSiam")
+    name = display_name(report.get("method", "simsiam"))
     lines = [
         f"kNN top-1, k={p['k']} T={p['t']}, bank {p['bank']}, queries {p['queries']}:",
         f"  {name + ' (trained)':<26}{r['trained']:6.2f}%",

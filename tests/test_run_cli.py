@@ -64,3 +64,17 @@ def test_missing_data_folder_is_a_clear_error(tmp_path):
     assert (
         "does not exist" in proc.stderr and "apt-get install dataset-fashion-mnist" in proc.stderr
     )
+
+
+def test_the_report_names_the_method_that_trained():
+    from pretrain.evaluate import format_report
+
+    report = {
+        "protocol": {"k": 20, "t": 0.07, "bank": "b", "queries": "q"},
+        "knn_top1": {"trained": 82.66, "random_init": 75.9, "raw_pixels": 85.69},
+        "gain_over_random_init": 6.76,
+    }
+    for method, name in [("dino", "DINO"), ("mocov3", "MoCo v3"), ("simsiam", "SimSiam")]:
+        text = format_report({**report, "method": method})
+        assert f"  {name} (trained)" in text and "+6.76 points" in text
+    assert "SimSiam" not in format_report({**report, "method": "dino"})
