@@ -150,7 +150,7 @@ PAPERS: dict[str, Paper] = {
     ),
 }
 
+
 def paper(method: str) -> Paper | None:
     """The paper of ``method`` (a ``pretrain/methods`` name), or None for an unknown one."""
     return PAPERS.get(method)
-

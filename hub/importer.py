@@ -68,8 +68,12 @@ LAYOUTS = (
         "siamhub",
         "backbone.",
         (),
-        # BYOL's and MoCo v3's EMA target (pretrain/methods/momentum_target.py) is a head too
-        ("projector.", "predictor.", "target_backbone.", "target_projector."),
+        # BYOL's and MoCo v3's EMA target (pretrain/methods/momentum_target.py) is a head too,
+        # and so is SimSiam's §5 alternation target with its refresh count
+        (
+            *("projector.", "predictor.", "target_backbone.", "target_projector."),
+            "steps_since_refresh",
+        ),
         "simsiam",
     ),
     Layout("byol_torchvision", "", ("fc.",), (), "byol"),

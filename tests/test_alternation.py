@@ -11,7 +11,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hub.encoder import Encoder
 from pretrain.config import ConfigError
+from pretrain.hooks import Checkpointer
 from pretrain.methods import build_method
 from pretrain.optim import build_optimizer
 from pretrain.schedules import apply_lr
@@ -110,12 +112,17 @@ def test_a_resumed_model_refreshes_on_the_same_steps(tiny_fmnist):
     assert same(params(resumed.target_backbone), params(resumed.backbone))  # refreshed
 
 
-def test_the_trainer_refreshes_the_target(tiny_fmnist, tmp_path):
+def test_the_trainer_refreshes_the_target_and_the_run_publishes(tiny_fmnist, tmp_path):
     cfg = tiny_config(tiny_fmnist, "method.target_refresh_steps=2", "train.max_steps=3")
-    trainer = Trainer(cfg, tmp_path / "run", hooks=[]).fit()
+    trainer = Trainer(cfg, tmp_path / "run", hooks=[Checkpointer()]).fit()
     assert trainer.step == 3
     assert int(trainer.model.steps_since_refresh) == 1  # refreshed after step 2, one since
     assert not same(params(trainer.model.target_backbone), params(trainer.model.backbone))
+    # the checkpoint's encoder imports strictly: the copy and its count are heads, dropped
+    encoder = Encoder.from_pretrained(tmp_path / "run" / "encoder")
+    state = encoder.backbone.state_dict()
+    for name, tensor in trainer.model.backbone.state_dict().items():
+        torch.testing.assert_close(state[name], tensor, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
