@@ -35,12 +35,13 @@ def dino_modes_parts(
     plot). All empty when no record logs ``teacher_entropy``."""
     headers = ["variant", "seed", "steps", "teacher entropy (nats)", "log K", "entropy / log K"]
     headers += ["KL first → last (nats)", "mode", "expected (paper)", "matches?"]
-    rows = []
+    rows, readings = [], {}
     for name in sorted(curves):
         for rec in sorted(curves[name], key=lambda r: r.get("seed", 0)):
             reading = D.read_record(rec)
             if reading is None:
                 continue
+            readings.setdefault(name, []).append(reading)
             kl = "–" if reading.kl is None else f"{reading.kl:.3f}"
             if reading.kl_first is not None:
                 kl = f"{reading.kl_first:.3f} → {kl}"
@@ -65,11 +66,44 @@ def dino_modes_parts(
         f"below {D.SHARP_BELOW:.0%} of log K is one dimension dominating, above "
         f"{D.UNIFORM_ABOVE:.0%} uniform; KL → 0 below {D.KL_TO_ZERO_BELOW:g} nats.",
         "",
+        *[f"- {line}" for line in summary_lines(readings)],
+        "",
         table(headers, rows),
         "",
     ]
     teacher_plot(curves, out / PLOT)
     return parts, [f"![DINO's teacher entropy and KL against step]({PLOT})", ""], [PLOT]
+
+
+def summary_lines(readings: dict[str, list[D.ModeReading]]) -> list[str]:
+    """One line per variant the paper predicts a collapse mode for: on how many seeds the
+    mode and KL → 0 were seen, with the figures (the reason when they were not)."""
+    lines = []
+    for name, rs in readings.items():
+        expected = rs[0].expected
+        if expected is None or expected == D.NEITHER:
+            continue
+        n = len(rs)
+        in_mode = sum(r.mode == expected for r in rs)
+        kls = [r.kl for r in rs if r.kl is not None]
+        kl_zero = sum(r.kl_to_zero for r in rs)
+        ratios = ", ".join(f"{r.ratio:.0%}" for r in rs)
+        line = (
+            f"`{name}` ({rs[0].steps[-1]} steps): {expected} on {in_mode} of {n} seeds "
+            f"(entropy / log K {ratios}); KL → 0 on {kl_zero} of {n}"
+        )
+        if kls:
+            firsts = [r.kl_first for r in rs if r.kl_first is not None]
+            line += f" (last {min(kls):.2f}–{max(kls):.2f} nats"
+            line += f", from {min(firsts):.2f}–{max(firsts):.2f})" if firsts else ")"
+        if kl_zero < n:
+            falling = sum(bool(r.kl_falling) for r in rs if not r.kl_to_zero)
+            line += (
+                f"; where it is not, it was still falling on {falling} of {n - kl_zero} seeds "
+                f"(more than {D.STILL_FALLING:.0%} below the {D.WINDOW} points before)"
+            )
+        lines.append(line)
+    return lines
 
 
 def teacher_plot(curves: dict[str, list[dict]], path: Path) -> Path:

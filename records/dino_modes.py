@@ -28,6 +28,9 @@ KL → 0 when the window's mean KL is below ``records.verdict.KL_COLLAPSED_BELOW
 the verdict's KL statistic; the Fashion-MNIST recipe's healthy run reads 0.49). A reading
 *matches* the paper when its mode is the variant's expected one (``EXPECTED``) and, for a
 collapse mode, the KL went to 0 (for the full ``dino``: neither mode, KL above 0).
+Where the KL is not yet below the line, ``kl_falling`` says whether it was still falling (by
+more than ``STILL_FALLING`` = 10% from the mean of the window's length of points before the
+window) or had levelled off above 0.
 
 This is the one place the rule lives; the explanations board (``leaderboards/
 dino_modes_section.py``) renders it. The collapse verdict itself stays ``records.verdict``'s.
@@ -45,6 +48,7 @@ from records.verdict import KL_COLLAPSED_BELOW, WINDOW
 SHARP_BELOW = 0.1  # entropy / log K below this: one dimension dominates
 UNIFORM_ABOVE = 0.9  # entropy / log K above this: uniform output
 KL_TO_ZERO_BELOW = KL_COLLAPSED_BELOW  # nats
+STILL_FALLING = 0.1  # the KL fell by more than this share from the points before the window
 
 SHARP = "one dimension dominates (entropy → 0)"
 UNIFORM = "uniform (entropy → log K)"
@@ -76,6 +80,15 @@ class ModeReading:
     kl_first: float | None  # the first logged KL, nats
     steps: tuple[int, ...]  # the window's points
     expected: str | None = None  # the paper's mode for the variant (None: no prediction)
+    kl_before: float | None = None  # mean KL of the window's length of points before it
+
+    @property
+    def kl_falling(self) -> bool | None:
+        """Whether the KL still fell into the window: its mean more than ``STILL_FALLING``
+        below the mean of the points before it; None without both."""
+        if self.kl is None or self.kl_before is None:
+            return None
+        return self.kl < (1.0 - STILL_FALLING) * self.kl_before
 
     @property
     def ratio(self) -> float:
@@ -151,8 +164,10 @@ def read_trace(
     points = teacher_points(trace)
     if not points:
         return None
-    rows = points[-max(1, window) :]
+    size = max(1, window)
+    rows, before = points[-size:], points[-2 * size : -size]
     kls = [float(r[KL_KEY]) for r in rows if _num(r.get(KL_KEY))]
+    kls_before = [float(r[KL_KEY]) for r in before if _num(r.get(KL_KEY))]
     first = next((float(r[KL_KEY]) for r in trace if _num(r.get(KL_KEY))), None)
     return ModeReading(
         entropy=sum(float(r[ENTROPY_KEY]) for r in rows) / len(rows),
@@ -161,6 +176,7 @@ def read_trace(
         kl_first=first,
         steps=tuple(int(r.get("step", 0)) for r in rows),
         expected=expected_mode(variant) if variant is not None else None,
+        kl_before=sum(kls_before) / len(kls_before) if kls_before else None,
     )
 
 

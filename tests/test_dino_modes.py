@@ -166,3 +166,38 @@ def test_board_dino_section_gets_the_table_and_the_plot(tmp_path: Path) -> None:
     assert not (tmp_path / dino_modes_section.PLOT).exists()
     dino = next(e for e in EXPLANATIONS if e.name == dino_modes_section.EXPLANATION)
     assert plots == [plot_name(dino)]  # the section's curves plot stays
+
+
+def kl_trace(kls: list[float], entropy: float = LOG_K - 0.2) -> list[dict]:
+    return [
+        {"step": 25 * (i + 1), "teacher_entropy": entropy, "teacher_student_kl": kl}
+        for i, kl in enumerate(kls)
+    ]
+
+
+def test_a_kl_above_the_line_is_still_falling_or_levelled_off() -> None:
+    falling = D.read_trace(kl_trace([0.7, 0.5, 0.4, 0.3, 0.25, 0.2]), K)
+    assert falling is not None and falling.kl_before == pytest.approx(0.5333, abs=1e-3)
+    assert falling.kl == pytest.approx(0.25) and falling.kl_falling is True
+    level = D.read_trace(kl_trace([0.7, 0.4, 0.16, 0.14, 0.15, 0.14, 0.15, 0.14]), K)
+    assert level is not None and level.kl_falling is False and not level.kl_to_zero
+    # fewer points than two windows: nothing to compare with
+    short = D.read_trace(kl_trace([0.7, 0.5, 0.4]), K)
+    assert short is not None and short.kl_before is None and short.kl_falling is None
+
+
+def test_the_summary_line_counts_modes_and_says_whether_the_kl_still_falls() -> None:
+    level = [0.7, 0.4, 0.16, 0.14, 0.15, 0.14, 0.15, 0.14]
+    readings = {
+        "dino_no_sharpening": [
+            D.read_trace(kl_trace(level), K, variant="dino_no_sharpening"),
+            D.read_trace(
+                kl_trace([*level[:-3], 0.01, 0.01, 0.01]), K, variant="dino_no_sharpening"
+            ),
+        ],
+        "dino": [D.read_trace(kl_trace([0.9] * 6, entropy=3.8), K, variant="dino")],
+    }
+    (line,) = dino_modes_section.summary_lines(readings)  # none for the full DINO
+    assert line.startswith("`dino_no_sharpening` (200 steps): uniform (entropy → log K) on 2 of 2")
+    assert "KL → 0 on 1 of 2 (last 0.01–0.14 nats, from 0.70–0.70)" in line
+    assert line.endswith("still falling on 0 of 1 seeds (more than 10% below the 3 points before)")
