@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from common.datasets import load_fashion_mnist
 from experiments.ablation_matrix import Variant
 from hub.provenance import git_sha
 from pretrain.config import Config, load_config
@@ -79,9 +80,16 @@ RECIPE = {
 }
 
 
-def build_config(variant: Variant, seed: int, steps: int, data_root: str | None) -> Config:
-    """The variant's config: its method's recipe, made narrow and short, then its overrides."""
-    steps_per_epoch = TRAIN_IMAGES // BATCH
+def build_config(
+    variant: Variant,
+    seed: int,
+    steps: int,
+    data_root: str | None,
+    train_images: int = TRAIN_IMAGES,
+) -> Config:
+    """The variant's config: its method's recipe, made narrow and short, then its overrides;
+    its schedules span exactly ``steps`` on a training split of ``train_images`` images."""
+    steps_per_epoch = train_images // BATCH
     overrides = [
         *FAST,
         *HEADS[variant.method],
@@ -162,6 +170,9 @@ def run_variant(
 ) -> dict:
     """Train one (variant, seed), write its result record, and return it."""
     cfg = build_config(variant, seed, steps, data_root)
+    train_images = len(load_fashion_mnist(cfg.data.root, "train")[1])
+    if train_images != TRAIN_IMAGES:  # another --data folder: the length follows its split
+        cfg = build_config(variant, seed, steps, data_root, train_images)
     name = run_name(variant, seed, steps)
     run_dir = work_dir / name
     if run_dir.exists():  # a fresh run every time: no resume from an older matrix

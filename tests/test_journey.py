@@ -131,3 +131,29 @@ def test_two_sweeps_of_one_recipe_become_their_own_rows_on_the_board(tiny_fmnist
         rows = [line for line in section.splitlines() if line.startswith(("| 32 |", "| 64 |"))]
         assert len(rows) == 2, section
     assert "<br>" not in page  # no cell carries two runs' numbers
+
+
+def test_the_explanations_matrix_becomes_the_explanations_board(tiny_fmnist, tmp_path):
+    """``ablate.py --matrix explanations`` on a data folder of its own (512 images, not
+    Fashion-MNIST's 60,000: the runs still take the steps asked for) → ``build.py --strict``:
+    the alternation and a DINO ablation on the explanations page, DINO's failure-mode table
+    and teacher plot, and both on the collapse-ablation page."""
+    results, boards = tmp_path / "results", tmp_path / "boards"
+    cli(ROOT / "experiments" / "ablate.py", "--matrix", "explanations",
+        "--variants", "alternation_10,dino_no_sharpening", "--seeds", "0", "--steps", 3,
+        "--data", tiny_fmnist, "--out", results / "ablation", "--work", tmp_path / "w")  # fmt: skip
+    ablation = records(results)["ablation"]
+    assert sorted(r["run_id"] for r in ablation) == [
+        "dino-dino_no_sharpening-seed0-3steps",
+        "simsiam-alternation_10-seed0-3steps",
+    ]
+    assert all(r["steps"] == 3 and r["curve"][-1]["step"] == 3 for r in ablation)
+
+    cli(ROOT / "leaderboards" / "build.py", "--strict", "--results", results, "--out", boards)
+    page = (boards / "explanations.md").read_text()
+    assert "| `alternation_10` | healthy |" in page and "Not run yet: `alternation_10`" not in page
+    assert "### DINO's failure modes" in page
+    assert "| `dino_no_sharpening` | 0 | 3 |" in page
+    assert (boards / "explanations_dino_teacher.png").stat().st_size > 10_000
+    ablation_page = (boards / "collapse_ablation.md").read_text()
+    assert "alternation_10" in ablation_page and "dino_no_sharpening" in ablation_page
