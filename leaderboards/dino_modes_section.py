@@ -71,7 +71,8 @@ def dino_modes_parts(
         table(headers, rows),
         "",
     ]
-    teacher_plot(curves, out / PLOT)
+    log_ks = {r.log_k for rs in readings.values() for r in rs}
+    teacher_plot(curves, out / PLOT, log_ks)
     return parts, [f"![DINO's teacher entropy and KL against step]({PLOT})", ""], [PLOT]
 
 
@@ -106,15 +107,15 @@ def summary_lines(readings: dict[str, list[D.ModeReading]]) -> list[str]:
     return lines
 
 
-def teacher_plot(curves: dict[str, list[dict]], path: Path) -> Path:
+def teacher_plot(curves: dict[str, list[dict]], path: Path, log_ks: set[float]) -> Path:
     """The teacher's entropy (dashed: 0 and log K) and KL(teacher ‖ student) (dashed: the
     KL → 0 line) against step; one color per variant (the order of the section's curves
-    plot), one line per seed; records without the teacher's entropy are skipped. Fixed size
-    and dpi, no metadata: the same records give the same bytes."""
+    plot), one line per seed; records without the teacher's entropy are skipped; ``log_ks``:
+    the heads' log K (nats) to mark. Fixed size and dpi, no metadata: the same records give the
+    same bytes."""
     fig = Figure(figsize=(9, 3.4))
     ax_h, ax_kl = fig.subplots(1, 2)
     colors = colormaps["tab10"]
-    log_ks = set()
     for i, (name, records) in enumerate(sorted(curves.items())):
         color, labelled = colors(i % 10), False
         for rec in records:
@@ -128,9 +129,6 @@ def teacher_plot(curves: dict[str, list[dict]], path: Path) -> Path:
             kl = [p for p in points if is_number(p.get(D.KL_KEY))]
             ax_kl.plot([p.get("step", 0) for p in kl], [p[D.KL_KEY] for p in kl],
                        color=color, lw=1, alpha=0.8, label=label)  # fmt: skip
-            reading = D.read_record(rec)
-            if reading is not None:
-                log_ks.add(reading.log_k)
     for y in (0.0, *sorted(log_ks)):
         ax_h.axhline(y, color="gray", ls="--", lw=0.8)
     ax_kl.axhline(D.KL_TO_ZERO_BELOW, color="gray", ls="--", lw=0.8)

@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from records.verdict import KL_COLLAPSED_BELOW, WINDOW
+from records.verdict import KL_COLLAPSED_BELOW, WINDOW, is_finite_number
 
 SHARP_BELOW = 0.1  # entropy / log K below this: one dimension dominates
 UNIFORM_ABOVE = 0.9  # entropy / log K above this: uniform output
@@ -64,10 +64,6 @@ EXPECTED: dict[str, str] = {
 
 ENTROPY_KEY = "teacher_entropy"
 KL_KEY = "teacher_student_kl"
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -147,7 +143,7 @@ def expected_mode(variant: str) -> str | None:
 
 def teacher_points(trace: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The trace's points that log the teacher's entropy."""
-    return [r for r in trace if _num(r.get(ENTROPY_KEY))]
+    return [r for r in trace if is_finite_number(r.get(ENTROPY_KEY))]
 
 
 def read_trace(
@@ -166,9 +162,9 @@ def read_trace(
         return None
     size = max(1, window)
     rows, before = points[-size:], points[-2 * size : -size]
-    kls = [float(r[KL_KEY]) for r in rows if _num(r.get(KL_KEY))]
-    kls_before = [float(r[KL_KEY]) for r in before if _num(r.get(KL_KEY))]
-    first = next((float(r[KL_KEY]) for r in trace if _num(r.get(KL_KEY))), None)
+    kls = [float(r[KL_KEY]) for r in rows if is_finite_number(r.get(KL_KEY))]
+    kls_before = [float(r[KL_KEY]) for r in before if is_finite_number(r.get(KL_KEY))]
+    first = next((float(r[KL_KEY]) for r in trace if is_finite_number(r.get(KL_KEY))), None)
     return ModeReading(
         entropy=sum(float(r[ENTROPY_KEY]) for r in rows) / len(rows),
         log_k=math.log(k),
@@ -184,7 +180,7 @@ def out_dim(record: Mapping[str, Any]) -> int | None:
     """K: the record's DINO head output dimension (``config["method"]["out_dim"]``)."""
     method = (record.get("config") or {}).get("method") or {}
     k = method.get("out_dim") if isinstance(method, Mapping) else None
-    return int(k) if _num(k) and k >= 2 else None
+    return int(k) if is_finite_number(k) and k >= 2 else None
 
 
 def read_record(record: Mapping[str, Any], *, window: int = WINDOW) -> ModeReading | None:

@@ -160,26 +160,33 @@ def _combine(sides: list[str]) -> str:
     return sides[0] if len(set(sides)) == 1 else "straddles"
 
 
-def _num(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A real, finite number (not a bool, not NaN or inf): a reading a vote can use."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def monitor_points(trace: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], bool]:
     """The trace's monitor points and whether they are eval-mode ones (the kNN bank's)."""
-    evals = [r for r in trace if _num(r.get("z_std_sqrt_d_eval"))]
+    evals = [r for r in trace if is_finite_number(r.get("z_std_sqrt_d_eval"))]
     if evals:
         return evals, True
-    return [r for r in trace if _num(r.get("z_std_sqrt_d")) or _num(r.get("rankme"))], False
+    return [
+        r
+        for r in trace
+        if is_finite_number(r.get("z_std_sqrt_d")) or is_finite_number(r.get("rankme"))
+    ], False
 
 
 def _votes(rows: list[Mapping[str, Any]], eval_mode: bool) -> list[Vote]:
     votes = []
     for name, eval_key, key, threshold, side in _STATS:
         use = (
-            eval_key if eval_mode and eval_key and all(_num(r.get(eval_key)) for r in rows) else key
+            eval_key
+            if eval_mode and eval_key and all(is_finite_number(r.get(eval_key)) for r in rows)
+            else key
         )
         values = [r.get(use) for r in rows]
-        if not values or not all(_num(v) for v in values):
+        if not values or not all(is_finite_number(v) for v in values):
             continue
         sides = [_side(float(v), threshold, side, name) for v in values]
         votes.append(Vote(name, use, tuple(float(v) for v in values), threshold, _combine(sides)))
@@ -187,9 +194,9 @@ def _votes(rows: list[Mapping[str, Any]], eval_mode: bool) -> list[Vote]:
 
 
 def _gap(row: Mapping[str, Any], loss_min: float | None) -> float | None:
-    if _num(row.get("teacher_student_kl")):
+    if is_finite_number(row.get("teacher_student_kl")):
         return float(row["teacher_student_kl"])
-    if loss_min is not None and _num(row.get("loss")):
+    if loss_min is not None and is_finite_number(row.get("loss")):
         return float(row["loss"]) - loss_min
     return None
 
@@ -228,7 +235,9 @@ def judge(
 
     # Not collapsed: did it converge? (SimSiam Table 1b)
     if init_knn_h is None:
-        init = [r for r in trace if _num(r.get("knn_h")) and int(r.get("step", -1)) == 0]
+        init = [
+            r for r in trace if is_finite_number(r.get("knn_h")) and int(r.get("step", -1)) == 0
+        ]
         init_knn_h = float(init[0]["knn_h"]) if init else None
     first = next((g for r in trace if (g := _gap(r, loss_min)) is not None), None)
     gaps = [_gap(r, loss_min) for r in rows]
@@ -239,9 +248,13 @@ def judge(
     else:
         shares = []
     lo, hi = steps[0], steps[-1]
-    knn_rows = [r for r in trace if _num(r.get("knn_h")) and lo <= int(r.get("step", -1)) <= hi]
+    knn_rows = [
+        r for r in trace if is_finite_number(r.get("knn_h")) and lo <= int(r.get("step", -1)) <= hi
+    ]
     if not knn_rows:  # kNN is sparser than the monitors: the reading nearest the window's end
-        later = [r for r in trace if _num(r.get("knn_h")) and int(r.get("step", -1)) > 0]
+        later = [
+            r for r in trace if is_finite_number(r.get("knn_h")) and int(r.get("step", -1)) > 0
+        ]
         knn_rows = sorted(later, key=lambda r: (abs(int(r["step"]) - hi), -int(r["step"])))[:1]
     deltas = []
     knn_side = None
@@ -284,7 +297,7 @@ def record_trace(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         *(("z_std_sqrt_d_eval", "z_std_sqrt_d_eval"), ("m_o_eval", "m_o_eval")),
         *(("loss", "loss"), ("knn_h", "knn_h"), ("teacher_student_kl", "teacher_student_kl")),
     ):
-        if _num(record.get(rec_key)):
+        if is_finite_number(record.get(rec_key)):
             final[key] = record[rec_key]
     return [final]
 
@@ -298,6 +311,6 @@ def judge_record(
         record_trace(record),
         window=window,
         points=points,
-        init_knn_h=float(init) if _num(init) else None,
+        init_knn_h=float(init) if is_finite_number(init) else None,
         loss_min=LOSS_MIN.get(str(record.get("method"))),
     )

@@ -7,6 +7,8 @@ real process, down to the generated pages.
    length (not the configured one) on every board and in the model card.
 2. two tiny 2-point batch-size sweeps of the same recipe and different lengths →
    ``leaderboards/build.py --strict``: each point is its own row, the two sweeps never merge.
+3. ``experiments/ablate.py --matrix explanations`` (the alternation and a DINO ablation) →
+   ``leaderboards/build.py --strict``: the explanations page with DINO's failure modes.
 """
 
 from __future__ import annotations
