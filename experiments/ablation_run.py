@@ -85,11 +85,12 @@ def build_config(
     seed: int,
     steps: int,
     data_root: str | None,
-    train_images: int = TRAIN_IMAGES,
+    train_images: int | None = None,
 ) -> Config:
     """The variant's config: its method's recipe, made narrow and short, then its overrides;
-    its schedules span exactly ``steps`` on a training split of ``train_images`` images."""
-    steps_per_epoch = train_images // BATCH
+    its schedules span exactly ``steps`` on a training split of ``train_images`` images
+    (default Fashion-MNIST's)."""
+    steps_per_epoch = (train_images or TRAIN_IMAGES) // BATCH
     overrides = [
         *FAST,
         *HEADS[variant.method],
@@ -169,10 +170,9 @@ def run_variant(
     work_dir: Path = DEFAULT_WORK,
 ) -> dict:
     """Train one (variant, seed), write its result record, and return it."""
-    cfg = build_config(variant, seed, steps, data_root)
-    train_images = len(load_fashion_mnist(cfg.data.root, "train")[1])
-    if train_images != TRAIN_IMAGES:  # another --data folder: the length follows its split
-        cfg = build_config(variant, seed, steps, data_root, train_images)
+    root = data_root or load_config(RECIPE[variant.method]).data.root
+    train_images = len(load_fashion_mnist(root, "train")[1])  # the length follows the split
+    cfg = build_config(variant, seed, steps, data_root, train_images)
     name = run_name(variant, seed, steps)
     run_dir = work_dir / name
     if run_dir.exists():  # a fresh run every time: no resume from an older matrix
