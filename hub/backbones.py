@@ -17,6 +17,7 @@ Options from the papers:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import timm
 import torch
@@ -66,19 +67,41 @@ def create_backbone(spec: BackboneSpec) -> nn.Module:
     raise ValueError(f"unknown backbone {spec.name!r}; available: {', '.join(available())}")
 
 
+def timm_call(spec: BackboneSpec) -> tuple[str, dict[str, Any]]:
+    """The timm architecture name and the ``timm.create_model`` keyword arguments
+    ``create_backbone`` builds ``spec`` with (before any change timm cannot express: the
+    small-image stem, a stem narrower or wider than timm's 64). ``hub.encoder`` writes exactly
+    these into ``config.json``'s ``architecture`` and ``model_args``, so that timm's own
+    ``create_model`` makes the same call."""
+    if spec.name in RESNETS:
+        w = spec.width
+        return RESNETS[spec.name], {
+            "num_classes": 0,
+            "in_chans": spec.in_chans,
+            "stem_width": w,
+            "channels": [w, 2 * w, 4 * w, 8 * w],
+            "zero_init_last": spec.zero_init_residual,
+        }
+    if spec.name in VITS:
+        kwargs: dict[str, Any] = {
+            "img_size": spec.img_size,
+            "in_chans": spec.in_chans,
+            "num_classes": 0,
+            "patch_size": spec.patch_size,
+        }
+        for key in ("num_heads", "depth", "embed_dim"):
+            if getattr(spec, key):  # 0 keeps timm's default for the architecture
+                kwargs[key] = getattr(spec, key)
+        return VITS[spec.name], kwargs
+    raise ValueError(f"unknown backbone {spec.name!r}; available: {', '.join(available())}")
+
+
 def _resnet(spec: BackboneSpec) -> nn.Module:
     if spec.stem not in STEMS:
         raise ValueError(f"unknown stem {spec.stem!r}; use one of {STEMS}")
     w = spec.width
-    model = timm.create_model(
-        RESNETS[spec.name],
-        pretrained=False,
-        num_classes=0,
-        in_chans=spec.in_chans,
-        stem_width=w,
-        channels=(w, 2 * w, 4 * w, 8 * w),
-        zero_init_last=spec.zero_init_residual,
-    )
+    arch, kwargs = timm_call(spec)
+    model = timm.create_model(arch, pretrained=False, **kwargs)
     if spec.stem == "small":
         if spec.stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {spec.stem_stride}")
@@ -119,22 +142,14 @@ def _narrow_stem(model: nn.Module, w: int) -> None:
 
 
 def _vit(spec: BackboneSpec) -> nn.Module:
-    kwargs: dict = {
-        "img_size": spec.img_size,
-        "in_chans": spec.in_chans,
-        "num_classes": 0,
-        "patch_size": spec.patch_size,
-    }
-    for key in ("num_heads", "depth", "embed_dim"):
-        if getattr(spec, key):
-            kwargs[key] = getattr(spec, key)
     if spec.img_size % spec.patch_size:
         raise ValueError(
             f"img_size {spec.img_size} is not a multiple of patch_size {spec.patch_size}"
         )
     if spec.pos_embed not in ("learn", "sincos"):
         raise ValueError(f"pos_embed must be 'learn' or 'sincos', got {spec.pos_embed!r}")
-    model = timm.create_model(VITS[spec.name], pretrained=False, **kwargs)
+    arch, kwargs = timm_call(spec)
+    model = timm.create_model(arch, pretrained=False, **kwargs)
     if spec.pos_embed == "sincos":
         _set_sincos_pos_embed(model)
     if spec.freeze_patch_embed:

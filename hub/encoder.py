@@ -20,6 +20,8 @@ reached and the repo is not cached (``HubUnavailable``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 import timm
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
@@ -34,7 +37,7 @@ from torch import nn
 from common.errors import UserError
 from common.files import atomic_write_bytes, atomic_write_text
 from common.image_stats import FMNIST_MEAN, FMNIST_STD, IMAGENET_MEAN, IMAGENET_STD
-from hub.backbones import RESNETS, VITS, BackboneSpec, create_backbone
+from hub.backbones import RESNETS, VITS, BackboneSpec, create_backbone, timm_call
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -52,9 +55,12 @@ class HubUnavailable(EncoderLoadError):
 def timm_compatible(spec: BackboneSpec) -> bool:
     """Whether plain ``timm.create_model(architecture, **model_args)`` builds this backbone.
 
-    timm's ResNet has a fixed 64-wide 7×7 stem, so the small stem and width scaling of
-    ``hub/backbones.py`` are not expressible as timm arguments; every ViT spec is (the sin-cos
-    position embedding is a stored tensor, the frozen patch projection only a training flag).
+    ``model_args`` are the very arguments ``create_backbone`` gives timm
+    (``hub.backbones.timm_call``). What it changes afterwards decides: timm's ResNet has a fixed
+    64-wide 7×7 stem, so the small stem and width scaling are not expressible as timm
+    arguments; a ViT is changed only in its weights (the sin-cos position embedding is a stored
+    tensor) and in what training updates (the frozen patch projection), so every ViT is.
+    ``tests/test_timm_roundtrip.py`` loads every recipe's encoder through timm alone.
     """
     if spec.name in RESNETS:
         return spec.stem == "imagenet" and spec.width == 64
@@ -62,13 +68,9 @@ def timm_compatible(spec: BackboneSpec) -> bool:
 
 
 def timm_model_args(spec: BackboneSpec) -> dict[str, Any]:
-    """The keyword arguments that rebuild ``spec`` through ``timm.create_model``."""
-    args: dict[str, Any] = {"num_classes": 0, "in_chans": spec.in_chans}
-    if spec.name in VITS:
-        args["img_size"] = spec.img_size
-        if spec.num_heads:
-            args["num_heads"] = spec.num_heads
-    return args
+    """The keyword arguments that rebuild ``spec`` through ``timm.create_model``: exactly those
+    ``create_backbone`` passes (patch size, width, depth, heads, image size, channels ...)."""
+    return timm_call(spec)[1]
 
 
 def pretrained_cfg(spec: BackboneSpec, dataset: str = "imagenet") -> dict[str, Any]:
@@ -112,7 +114,7 @@ def encoder_config(
     ssl = dict(ssl or {})
     ssl["backbone"] = dataclasses.asdict(spec)
     ssl["timm_compatible"] = timm_compatible(spec)
-    arch = {**RESNETS, **VITS}[spec.name]
+    arch = timm_call(spec)[0]
     if num_features is None:
         num_features = create_backbone(spec).num_features
     return {
@@ -247,8 +249,6 @@ class Encoder(
     # ------------------------------------------------------------------ hub mixin
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        import json
-
         from hub.card import model_card
 
         # atomic, mode from the umask (common.files): a reader never sees half a weights file
@@ -321,9 +321,62 @@ class Encoder(
                 local_files_only=local_files_only,
             )
             source = f"{model_id}@{revision or 'main'}"
-        model.load_backbone_state(load_file(str(weights), device=map_location), source=source)
+        state = read_weights(Path(weights), map_location, local=os.path.isdir(model_id))
+        model.load_backbone_state(state, source=source)
         model.eval()
         return model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> Encoder:
+        """``PyTorchModelHubMixin.from_pretrained`` (a folder or a Hub repo id); a config.json
+        that is not JSON is an :class:`EncoderLoadError` naming it, not a parser traceback."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except json.JSONDecodeError as e:
+            where = Path(pretrained_model_name_or_path) / CONFIG_NAME
+            if not os.path.isdir(pretrained_model_name_or_path):
+                where = f"{CONFIG_NAME} of Hub repo {pretrained_model_name_or_path}"
+            raise EncoderLoadError(
+                f"{where} is not valid JSON ({e}); write the folder again with "
+                "Encoder.save_pretrained or hub/publish.py (or restore the file from where the "
+                "folder came from)"
+            ) from None
+
+
+def read_weights(path: Path, device: str = "cpu", local: bool = True) -> dict[str, torch.Tensor]:
+    """An encoder folder's ``model.safetensors``; a file safetensors cannot read (truncated,
+    not safetensors at all) is one :class:`EncoderLoadError` that names it and the fix."""
+    try:
+        return load_file(str(path), device=device)
+    except SafetensorError as e:
+        fix = (
+            "write the folder again (hub/publish.py <run dir> --out <folder>; a run directory's "
+            "encoder/ is rewritten when the run resumes) or copy the file again from where it "
+            "came"
+            if local
+            else "the downloaded copy is damaged: load again with force_download=True (or "
+            "delete the repo from the Hugging Face cache)"
+        )
+        raise EncoderLoadError(f"{path} is not a readable safetensors file ({e}); {fix}") from None
+
+
+def weights_sha256(state: dict[str, torch.Tensor] | nn.Module) -> str:
+    """The encoder's identity: SHA-256 over its tensors (a backbone state dict, or an Encoder /
+    module whose ``state_dict`` it hashes), in key order, each as its name, dtype, shape and
+    raw bytes. Equal for the same weights whatever folder, file name or safetensors metadata
+    they sit in; every transfer record carries it (``pretrain.weights_sha256``) and the model
+    card attaches a record to an encoder by it (``hub.card_results.records_for``)."""
+    if isinstance(state, Encoder):
+        state = state.backbone.state_dict()
+    elif isinstance(state, nn.Module):
+        state = state.state_dict()
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().to("cpu").contiguous()
+        header = f"{key}|{str(t.dtype).removeprefix('torch.')}|{tuple(t.shape)}\n"
+        digest.update(header.encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_from_hub(repo_id: str, revision: str | None = None) -> Encoder:
