@@ -6,12 +6,21 @@ the path of its result record inside the encoder folder (``hub/publish.py`` copi
 there, so the link works in the folder and on the Hub). Rows keep the metrics a reader compares
 (top-1, AP); numbers that only describe the protocol (the chosen lr, wall time) go into the
 protocol text, and a metric without a number (``None``: no large boxes in the test set) is
-left out.
+left out. The baselines measured with the same protocol in the same run (``random_init_<m>``:
+the same network at its initial weights; ``raw_pixels_<m>``: kNN on the pixels, no network)
+are shown in their own columns, beside the metric ``<m>`` they belong to.
+
+Which results belong to an encoder is decided by its identity, never by a name:
+``records_for`` takes the result records whose ``pretrain.weights_sha256`` (written by
+``transfer.models.load_model``) equals the encoder's (``hub.encoder.weights_sha256``), and
+``summary_result`` reads the run's own ``summary.json``.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from hub.citations import paper
@@ -32,12 +41,15 @@ TASK_LABELS = {
 }
 AUX = re.compile(r"^(best_|val_)|seconds|_per_|^per_seed$")  # protocol numbers, not results
 BASELINE = "raw_pixels_"  # a model-free baseline measured beside the encoder (kNN on pixels)
+RANDOM_INIT = "random_init_"  # the same network at its initial weights, same protocol and run
+BASELINES = {RANDOM_INIT: "random init", BASELINE: "raw pixels"}  # prefix -> column
 DET_METRIC = re.compile(r"^(box|mask|voc07)_AP(50|75|s|m|l)?$")
 
 
 def result_rows(results: list[dict[str, Any]], method: str = "") -> list[dict[str, Any]]:
-    """One row per reported metric of ``results``: task, metric, value, protocol, link
-    (``method``: whose authors' repository a reported number links to)."""
+    """One row per reported metric of ``results``: task, metric, value, the same-run baselines
+    of that metric, protocol, link (``method``: whose authors' repository a reported number
+    links to). A baseline whose metric is not reported is a row of its own."""
     rows = []
     for result in results:
         task = str(result.get("task") or "unknown task")
@@ -46,6 +58,14 @@ def result_rows(results: list[dict[str, Any]], method: str = "") -> list[dict[st
         for metric, value in metrics.items():
             if not _is_number(value) or AUX.search(metric):
                 continue
+            base = _baseline_of(metric)
+            if base is not None and _is_number(metrics.get(base[1])):
+                continue  # shown beside its metric
+            baselines = {
+                label: round(float(metrics[prefix + metric]), 2)
+                for prefix, label in BASELINES.items()
+                if base is None and _is_number(metrics.get(prefix + metric))
+            }
             rows.append(
                 {
                     "task": task,
@@ -53,14 +73,23 @@ def result_rows(results: list[dict[str, Any]], method: str = "") -> list[dict[st
                     "metric": metric,
                     "metric_label": metric_label(metric),
                     "value": round(float(value), 2),
+                    "baselines": baselines,
                     "protocol": protocol_text(task, metric, protocol, metrics),
                     "link": _link(result, method),
                     "dataset": _dataset(task, protocol),
-                    "baseline": metric.startswith(BASELINE),
+                    "baseline": base is not None,
                     "record": result.get("record") or None,
                 }
             )
     return rows
+
+
+def _baseline_of(metric: str) -> tuple[str, str] | None:
+    """(prefix, metric) of a baseline metric such as ``raw_pixels_top1_k20``, else None."""
+    for prefix in BASELINES:
+        if metric.startswith(prefix):
+            return prefix, metric.removeprefix(prefix)
+    return None
 
 
 def results_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -69,11 +98,74 @@ def results_table(rows: list[dict[str, Any]]) -> list[str]:
             "No transfer results are recorded for this encoder yet: its quality is unmeasured. "
             "Measure it with `python transfer/run.py --task knn --model <this folder>`."
         ]
-    lines = ["| task | metric | value | protocol | record |", "|---|---|---|---|---|"]
+    columns = [label for label in BASELINES.values() if any(label in r["baselines"] for r in rows)]
+    head = ["task", "metric", "value", *(f"{c} (same run)" for c in columns), "protocol", "record"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = (r["task_label"], r["metric_label"], f"{r['value']:.2f}", r["protocol"])
+        shown = [r["baselines"].get(c) for c in columns]
+        cells = (
+            r["task_label"],
+            r["metric_label"],
+            f"{r['value']:.2f}",
+            *(f"{v:.2f}" if v is not None else "not measured" for v in shown),
+            r["protocol"],
+        )
         lines.append("| " + " | ".join(cell(c) for c in cells) + f" | {r['link']} |")
+    if columns:
+        lines += [
+            "",
+            "Baselines measured with the same protocol in the same run: *random init* is the "
+            "same network at its initial weights (what pretraining added is the difference), "
+            "*raw pixels* the same kNN on the normalized pixels (no network).",
+        ]
     return lines
+
+
+def summary_result(report: dict[str, Any], record: str | None) -> dict[str, Any]:
+    """The result of a run's ``summary.json`` ``knn_eval`` (``pretrain/evaluate.py``): the
+    trained backbone's kNN top-1 with the same run's random-init and raw-pixels baselines."""
+    knn = report.get("knn_top1") or {}
+    metrics = {"top1": round(knn["trained"], 2)}
+    for name, prefix in (("random_init", RANDOM_INIT), ("raw_pixels", BASELINE)):
+        if _is_number(knn.get(name)):
+            metrics[prefix + "top1"] = round(knn[name], 2)
+    return {
+        "task": "fashion_mnist knn",
+        "metrics": metrics,
+        "protocol": report["protocol"],
+        "source": "measured, summary.json of the run",
+        "record": record,
+    }
+
+
+def records_for(results_dir: Path, identity: str, prefix: str = "results") -> list[dict[str, Any]]:
+    """The results of the transfer records (``<results_dir>/**/*.json``) measured on the
+    encoder whose ``hub.encoder.weights_sha256`` is ``identity``: a record's
+    ``pretrain.weights_sha256`` must equal it (a record without one, written before records
+    carried it, matches nothing: measure the encoder again). ``record`` is the path the card
+    links: ``<prefix>/<path below results_dir>``."""
+    found = []
+    for path in sorted(results_dir.glob("**/*.json")) if results_dir.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        pretrain = record.get("pretrain") if isinstance(record, dict) else None
+        if not isinstance(pretrain, dict) or pretrain.get("weights_sha256") != identity:
+            continue
+        if pretrain.get("random_init"):
+            continue  # a baseline's record, not a result of these weights
+        relative = path.relative_to(results_dir).as_posix()
+        found.append(
+            {
+                "task": record.get("task", path.parent.name),
+                "metrics": record.get("metrics", {}),
+                "protocol": record.get("protocol", {}),
+                "source": f"measured, {relative}",
+                "record": f"{prefix}/{relative}",
+            }
+        )
+    return found
 
 
 def metric_label(metric: str) -> str:
@@ -81,6 +173,8 @@ def metric_label(metric: str) -> str:
     -> ``box AP50``."""
     if metric.startswith(BASELINE):
         return f"{metric_label(metric.removeprefix(BASELINE))}, raw pixels (no encoder)"
+    if metric.startswith(RANDOM_INIT):
+        return f"{metric_label(metric.removeprefix(RANDOM_INIT))}, random init (same network)"
     if m := re.fullmatch(r"top1_k(\d+)", metric):
         return f"top-1 (%), k={m[1]}"
     if metric == "top1":
@@ -227,3 +321,17 @@ def cell(value: Any) -> str:
     """A table cell's text: never empty, no ``|`` or newline that would break the row."""
     text = re.sub(r"\s+", " ", str(value)).replace("|", "\\|").strip()
     return text or "n/a"
+
+
+def attach_records(encoder: Any, row: Any, results_dir: Path, prefix: str = "results") -> Any:
+    """Add to ``encoder``'s ``ssl.results`` (what its card shows) and to its zoo ``row`` the
+    transfer records measured on exactly these weights (:func:`records_for` with the
+    encoder's ``weights_sha256``); returns the updated row."""
+    import dataclasses
+
+    from hub.encoder import weights_sha256
+
+    found = records_for(results_dir, weights_sha256(encoder), prefix)
+    ssl = encoder.config.setdefault("ssl", {})
+    ssl["results"] = [*(ssl.get("results") or []), *found]
+    return dataclasses.replace(row, results=(*row.results, *found))

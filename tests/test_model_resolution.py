@@ -138,3 +138,36 @@ def test_an_unreachable_hub_falls_back_to_the_cache(monkeypatch) -> None:
 def test_model_errors_are_user_errors() -> None:
     assert issubclass(ModelError, UserError) and issubclass(ModelError, RuntimeError)
     assert issubclass(hub_encoder.HubUnavailable, hub_encoder.EncoderLoadError)
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("weights", "model.safetensors is not a readable safetensors file"),
+        ("truncated", "model.safetensors is not a readable safetensors file"),
+        ("config", "config.json is not valid JSON"),
+    ],
+)
+def test_cli_damaged_encoder_folder_is_one_line(tmp_path: Path, damage: str, named: str) -> None:
+    """A garbage or cut-off model.safetensors (or config.json) in an encoder folder: one
+    `error:` line naming the file and how to write it again, never the parser's traceback."""
+    from hub.backbones import BackboneSpec
+    from hub.encoder import Encoder
+
+    folder = tmp_path / "enc"
+    spec = BackboneSpec(name="resnet18", in_chans=1, width=8, stem="small", stem_stride=2)
+    Encoder.from_spec(spec, ssl={"method": "simsiam"}).save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    if damage == "weights":
+        weights.write_text("not a safetensors file\n")
+    elif damage == "truncated":  # an interrupted copy: the header intact, the data cut short
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        (folder / "config.json").write_text('{"architecture": "resnet18",')
+    with pytest.raises(hub_encoder.EncoderLoadError, match=named):
+        load_model(str(folder))
+    if damage != "weights":
+        return  # the CLI's path is the same error (one process start is enough)
+    line = _one_error_line(_cli(["--task", "knn", "--model", "enc"], tmp_path))
+    assert line.startswith(f"error: enc/{named}")  # the path as the user gave it
+    assert "write the folder again" in line

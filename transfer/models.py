@@ -8,6 +8,10 @@ closest existing folders. A Hub id that cannot be fetched (offline, unreachable,
 fails at once with one line (``hub.encoder.load_from_hub``). Encoder folders hold safetensors
 and JSON only: loading one runs nothing of it.
 
+Every loaded model carries its identity, ``pretrain.weights_sha256`` (``hub.encoder.
+weights_sha256``: SHA-256 of the backbone's tensors), which its result records keep and by
+which a model card finds them (``hub.card_results.records_for``), whatever the folder's name.
+
 ``random_init=True`` gives the same architecture at a seeded random initialization (the
 baseline every result of the embedded run is shown beside), built from the encoder's
 ``config.json``; with no run at all, from the embedded default recipe's ``[model]`` table.
@@ -26,7 +30,7 @@ import torch
 from common.errors import UserError
 from common.paths import closest_names, looks_like_path, missing_path_message
 from hub.backbones import BackboneSpec
-from hub.encoder import Encoder, HubUnavailable, load_from_hub
+from hub.encoder import Encoder, HubUnavailable, load_from_hub, weights_sha256
 from hub.publish import RUN_ENCODER
 
 DEFAULT_RUNS = Path(os.environ.get("SIAMHUB_RUNS", "runs"))
@@ -173,7 +177,12 @@ def load_model(
         encoder = default_architecture().eval()
         for p in encoder.parameters():
             p.requires_grad_(False)
-        summary = {**pretrain_summary(encoder.config), "random_init": True, "init_seed": seed}
+        summary = {
+            **pretrain_summary(encoder.config),
+            "weights_sha256": weights_sha256(encoder),
+            "random_init": True,
+            "init_seed": seed,
+        }
         return LoadedModel(encoder, DEFAULT_RECIPE, None, "recipe+random_init", summary)
     path = latest_run() if model is None else local_path(model)
     if path is not None and (path / "checkpoints" / "last.pt").is_file():
@@ -199,7 +208,7 @@ def load_model(
     encoder.eval()
     for p in encoder.parameters():
         p.requires_grad_(False)
-    summary = pretrain_summary(encoder.config)
+    summary = {**pretrain_summary(encoder.config), "weights_sha256": weights_sha256(encoder)}
     if random_init:
         summary = {**summary, "random_init": True, "init_seed": seed}
     return LoadedModel(encoder, model_id, revision, kind, summary)

@@ -4,7 +4,9 @@
 The contract (tasks, required keys, validated atomic write-once) lives in the ``records``
 package; this module adds what needs torch: the hardware a run ran on. A record carries
 everything that moves its number: model id and revision, the pretraining summary (configured
-and trained length), the task, the full protocol, metrics, seed, git sha, hardware, wall time.
+and trained length, and the encoder's identity ``pretrain.weights_sha256``, from
+``transfer.models.load_model``: what a model card matches records by), the task, the full
+protocol, metrics, seed, git sha, hardware, wall time.
 """
 
 from __future__ import annotations
