@@ -59,7 +59,8 @@ def final_knn_report(model: torch.nn.Module, cfg: Config, device: torch.device) 
     """kNN top-1 (%) of the trained backbone, the same backbone at init, and raw pixels."""
     started = time.perf_counter()
     train, test = labelled_split(cfg, "train"), labelled_split(cfg, "test")
-    trained = backbone_knn(model.backbone, cfg, train, test, "trained", device)
+    released = getattr(model, "released_backbone", model.backbone)  # DINO's: the teacher
+    trained = backbone_knn(released, cfg, train, test, "trained", device)
     torch.manual_seed(cfg.train.seed)  # the Trainer seeds the same way before building
     init = build_method(cfg).backbone.to(device, memory_format=torch.channels_last)
     random_init = backbone_knn(init, cfg, train, test, "random init", device)
@@ -69,7 +70,8 @@ def final_knn_report(model: torch.nn.Module, cfg: Config, device: torch.device) 
         "protocol": {
             "bank": f"fashion_mnist train ({len(train[1])})",
             "queries": f"fashion_mnist test ({len(test[1])})",
-            "features": "backbone, l2-normalized",
+            "features": f"{'teacher ' if released is not model.backbone else ''}backbone, "
+            "l2-normalized",
             "k": cfg.eval.knn_k,
             "t": cfg.eval.knn_t,
         },

@@ -114,6 +114,14 @@ class DINO(EMATarget):
         self.epoch = 0.0
 
     @property
+    def released_backbone(self) -> nn.Module:
+        """The network DINO evaluates and releases: the teacher's backbone (§5, "Impact of the
+        choice of Teacher Network": the momentum teacher outperforms the student throughout
+        training; the repository's evaluations default to ``--checkpoint_key teacher``). The
+        run's encoder/ holds it (``hub.importer``), and the final kNN report measures it."""
+        return self.target_backbone
+
+    @property
     def center(self) -> torch.Tensor:
         """The center c (K,) subtracted from the teacher's outputs."""
         return self.target_projector.center
