@@ -10,6 +10,12 @@ result records the card links) to ``--out`` (default
 new commit (a new revision) on the Hub; the zoo (``hub/published.json``) records the row with
 the latest revision and every revision pushed before it.
 
+The source may also be a checkpoint of the papers' authors (``hub.importer``'s layouts): its
+card then says what the file says of itself (the release file, method, epochs, DINO's args) and
+nothing more. A DINO checkpoint (a siamhub DINO run, or the authors' full checkpoint) publishes
+its teacher, the network DINO evaluates and releases; ``--network student`` publishes the
+student. A backbone-only file does not say how it was trained: ``--method`` names it.
+
 The checkpoint is read weights-only (``hub.importer.read_checkpoint_file``): a file that asks
 to unpickle anything but tensors and plain containers is refused, and nothing of it runs.
 Errors are one ``error:`` line (exit 2); a failed push leaves the folder intact, and the same
@@ -31,10 +37,18 @@ from common.errors import UserError
 from common.files import atomic_write_bytes, atomic_write_text
 from hub.card import model_card
 from hub.encoder import Encoder
-from hub.importer import UnsafeCheckpointError, import_checkpoint, read_checkpoint_file
+from hub.importer import (
+    METHOD_UNKNOWN,
+    NETWORKS,
+    ImportReport,
+    UnsafeCheckpointError,
+    import_checkpoint,
+    read_checkpoint_file,
+)
 from hub.provenance import git_sha
 from hub.zoo import AUTHORS, ZooModel, published_path, record_published
 from records.length import length_of, trained_from_epochs
+from records.methods import DISPLAY
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_TAGS = {"fashion_mnist": "fmnist", "imagefolder": "in1k", "imagenet": "in1k"}
@@ -110,15 +124,24 @@ def run_results(run_dir: Path | None) -> list[dict[str, Any]]:
 
 
 def build_encoder(
-    source: Path, repo_id: str | None, results_dir: Path, name: str | None = None
+    source: Path,
+    repo_id: str | None,
+    results_dir: Path,
+    name: str | None = None,
+    *,
+    method: str | None = None,
+    network: str | None = None,
 ) -> tuple[Encoder, ZooModel]:
-    """The encoder of a run or checkpoint, with its ssl block and its zoo row."""
+    """The encoder of a run or checkpoint, with its ssl block and its zoo row (``method`` and
+    ``network``: :func:`hub.importer.import_checkpoint`'s)."""
     ckpt = find_checkpoint(source)
     run_dir = ckpt.parents[1] if ckpt.parent.name == "checkpoints" else None
     content = read_training_checkpoint(ckpt)
     ids = {str(source), str(source.resolve()), source.name} | ({repo_id} if repo_id else set())
     results = run_results(run_dir) + result_records(results_dir, ids)
-    return encoder_from_training(content, repo_id, results, name)
+    return encoder_from_training(
+        content, repo_id, results, name, method=method, network=network, origin=ckpt.name
+    )
 
 
 def encoder_from_training(
@@ -127,14 +150,22 @@ def encoder_from_training(
     results: list[dict[str, Any]] | None = None,
     name: str | None = None,
     log: Callable[[str], object] | None = print,
+    *,
+    method: str | None = None,
+    network: str | None = None,
+    origin: str | None = None,
 ) -> tuple[Encoder, ZooModel]:
     """The published Encoder (and its zoo row) of a training checkpoint's plain dicts
     (``model`` state, ``config``, ``step``, ``epoch``), as publish.py and every training run
-    (``<run dir>/encoder/``) write it. Without ``repo_id`` the torch.hub entry comes from the
-    name."""
-    encoder, report = import_checkpoint(content)
+    (``<run dir>/encoder/``) write it: a DINO run's teacher (``target_backbone``) unless
+    ``network="student"``. Any other checkpoint the importer knows (an authors' release named
+    ``origin``) is described by its own metadata (:func:`imported_encoder`). Without
+    ``repo_id`` the torch.hub entry comes from the name."""
+    encoder, report = import_checkpoint(content, method=method, network=network, origin=origin)
     if log is not None:
         log(report.summary())
+    if report.layout != "siamhub":
+        return imported_encoder(encoder, report, repo_id, results, name)
     recipe = encoder.ssl.get("recipe") or {}
     train, data = recipe.get("train", {}), recipe.get("data", {})
     dataset = data.get("dataset", "imagenet")
@@ -144,13 +175,7 @@ def encoder_from_training(
     data_tag = DATASET_TAGS.get(dataset, dataset)
     length = length_of({"epochs": epochs, "trained": trained})  # "12ep", or "20steps" if short
     tag = name or f"{spec.name}.{encoder.ssl['method']}_{length.tag}_{data_tag}"
-    entry = (repo_id.split("/")[-1] if repo_id else tag).replace("-", "_").replace(".", "_")
-    taken = {r.entry: r.name for r in AUTHORS}
-    if repo_id and entry in taken:
-        raise PublishError(
-            f"the torch.hub entry {entry!r} (from the repo name) is the zoo's {taken[entry]}; "
-            "choose another repo name"
-        )
+    entry = _hub_entry(repo_id, tag)
     row = ZooModel(
         name=tag,
         entry=entry,
@@ -175,11 +200,75 @@ def encoder_from_training(
         ssl.update(
             trained=trained, trained_steps=trained["steps"], trained_epochs=trained["epochs"]
         )
-    ssl["source"] = f"trained with siamhub ({ssl['recipe_name']})"
+    recipe_name = f" ({ssl['recipe_name']})" if ssl["recipe_name"] else ""
+    network = f", its {report.network}" if report.network else ""  # DINO's teacher or student
+    ssl["source"] = f"trained with siamhub{recipe_name}{network}"
     ssl.pop("backbone", None)
     ssl.pop("timm_compatible", None)
     published = Encoder.from_spec(spec, ssl=ssl, backbone=encoder.backbone)
     return published.eval(), row
+
+
+def imported_encoder(
+    encoder: Encoder,
+    report: ImportReport,
+    repo_id: str | None,
+    results: list[dict[str, Any]] | None,
+    name: str | None,
+) -> tuple[Encoder, ZooModel]:
+    """The published Encoder and zoo row of a checkpoint siamhub did not train: method, epochs,
+    batch, dataset and source from what the file says of itself (``hub.importer``), and
+    nothing it does not say (no recipe, no siamhub commit as its code). A file whose method its
+    keys do not tell (a backbone-only state dict) needs ``--method``."""
+    ssl = encoder.ssl
+    if report.method == METHOD_UNKNOWN:
+        raise PublishError(
+            f"{ssl.get('source', 'the checkpoint')} does not say which method trained it: "
+            f"{report.kind} carries no method; name it with --method "
+            f"({', '.join(sorted(DISPLAY))})"
+        )
+    epochs, dataset = ssl.get("epochs"), ssl.get("dataset")
+    parts = [report.method]
+    if epochs is not None:
+        parts[0] += f"_{length_of({'epochs': epochs}).tag}"
+    if dataset:
+        parts.append(DATASET_TAGS.get(dataset, dataset))
+    tag = name or f"{encoder.spec.name}.{'_'.join(parts)}"
+    entry = _hub_entry(repo_id, tag)
+    row = ZooModel(
+        name=tag,
+        entry=entry,
+        spec=encoder.spec,
+        method=report.method,
+        epochs=epochs,
+        batch_size=ssl.get("batch_size"),
+        dataset=dataset,
+        repo_id=repo_id,
+        results=tuple(results or ()),
+    )
+    published_ssl = {
+        **ssl,
+        **row.ssl(),
+        "source": ssl["source"],  # the file it was converted from, not where it is pushed
+        "repo_id": repo_id,
+        "converted_with": f"siamhub {git_sha() or 'unknown'}",
+    }
+    published_ssl.pop("backbone", None)
+    published_ssl.pop("timm_compatible", None)
+    published = Encoder.from_spec(encoder.spec, ssl=published_ssl, backbone=encoder.backbone)
+    return published.eval(), row
+
+
+def _hub_entry(repo_id: str | None, tag: str) -> str:
+    """The torch.hub entry of a published row: the repo's name, else the zoo name."""
+    entry = (repo_id.split("/")[-1] if repo_id else tag).replace("-", "_").replace(".", "_")
+    taken = {r.entry: r.name for r in AUTHORS}
+    if repo_id and entry in taken:
+        raise PublishError(
+            f"the torch.hub entry {entry!r} (from the repo name) is the zoo's {taken[entry]}; "
+            "choose another repo name"
+        )
+    return entry
 
 
 def trained_length(content: dict[str, Any], epochs: float) -> dict[str, Any] | None:
@@ -265,6 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="result records whose transfer results go into the model card "
         "(default leaderboards/results)",
     )
+    p.add_argument(
+        "--method",
+        choices=sorted(DISPLAY),
+        help="the method that trained a checkpoint whose keys do not say it (a backbone-only "
+        "state dict); a checkpoint that says another one is refused",
+    )
+    p.add_argument(
+        "--network",
+        choices=NETWORKS,
+        help="of a DINO checkpoint (a siamhub DINO run or the authors' full checkpoint): the "
+        "network to publish (default teacher, the one DINO evaluates and releases)",
+    )
     p.add_argument("--push", action="store_true", help="upload with huggingface_hub")
     p.add_argument("--dry-run", action="store_true", help="with --push: list, upload nothing")
     p.add_argument("--private", action="store_true", help="with --push: create a private repo")
@@ -285,7 +386,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "give --repo-id <org>/<name>: a push needs it, and without --out the folder is "
             "named after it (a local encoder folder: --out DIR alone)"
         )
-    encoder, row = build_encoder(args.source, args.repo_id, args.results, args.name)
+    encoder, row = build_encoder(
+        args.source,
+        args.repo_id,
+        args.results,
+        args.name,
+        method=args.method,
+        network=args.network,
+    )
     folder = args.out or Path("hub_repos") / args.repo_id.split("/")[1]
     encoder.save_pretrained(folder)
     write_card(folder, encoder, args.results, args.source)

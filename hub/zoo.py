@@ -66,9 +66,9 @@ class ZooModel:
     entry: str  # torch.hub entry point, e.g. simsiam_resnet50
     spec: BackboneSpec
     method: str
-    epochs: int
-    batch_size: int
-    dataset: str = "imagenet"
+    epochs: int | None  # None: not recorded (an imported file that does not say)
+    batch_size: int | None
+    dataset: str | None = "imagenet"
     url: str | None = None  # authors' release: downloaded, converted, cached
     repo_id: str | None = None  # published to the Hugging Face Hub
     revision: str | None = None  # the Hub commit this row pins
@@ -319,7 +319,8 @@ def _convert(row: ZooModel, raw: Path, folder: Path, digest: str) -> Encoder:
     from hub.importer import NotACheckpointError, UnsafeCheckpointError, import_checkpoint
 
     try:
-        encoder, report = import_checkpoint(raw, spec=row.spec, ssl=row.ssl())
+        # the row names the method: a backbone-only file takes it, another layout is refused
+        encoder, report = import_checkpoint(raw, spec=row.spec, ssl=row.ssl(), method=row.method)
     except NotACheckpointError as e:
         raise ZooError(
             f"{raw} is not a PyTorch checkpoint ({e.reason}); delete it and download it again "
@@ -376,9 +377,11 @@ def _entry(row: ZooModel) -> Callable[..., Encoder]:
         return load(row, pretrained=pretrained, **kwargs)
 
     entry.__name__ = row.entry
+    length = f"{row.epochs} epochs" if row.epochs is not None else "length not recorded"
+    batch = f"batch {row.batch_size}" if row.batch_size else "batch not recorded"
     entry.__doc__ = (
-        f"{row.name}: {row.method}, {row.spec.name}, {row.epochs} epochs, batch "
-        f"{row.batch_size}, {row.dataset}. {row.headline}. Source: {row.source}. "
+        f"{row.name}: {row.method}, {row.spec.name}, {length}, {batch}, "
+        f"{row.dataset or 'data not recorded'}. {row.headline}. Source: {row.source}. "
         "pretrained=False builds the architecture; pretrained=True loads the weights."
     )
     return entry

@@ -8,7 +8,9 @@
   against an explicit double loop;
 - the weight-normalized last layer: frozen during the first epoch, trained after, its norm
   fixed at 1; per-parameter gradient clipping; the teacher gets no gradient, only the EMA;
-- two steps of every DINO recipe on tiny data (tiny backbones, heads and K).
+- two steps of every DINO recipe on tiny data (tiny backbones, heads and K); the run's
+  ``encoder/`` holds the teacher, bitwise, as DINO evaluates and releases it (the student stays
+  in the checkpoint, and ``hub/publish.py --network student`` publishes it).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch import nn
 
 from pretrain.config import available_recipes, load_config
 from pretrain.dino_head import DINOHead
+from pretrain.hooks import Checkpointer
 from pretrain.methods.dino import DINO, clip_each_gradient_, dino_loss, teacher_temp_at
 from pretrain.multicrop import multicrop_dataset
 from pretrain.optim import build_param_groups
@@ -282,6 +285,32 @@ def test_two_steps_of_every_dino_recipe(recipe, tiny_fmnist, tiny_imagefolder, t
     assert 0 <= m["teacher_entropy"] <= math.log(cfg.method.out_dim) + 1e-4
     assert m["teacher_student_kl"] >= -1e-4
     assert model.center.abs().sum() > 0
+    Checkpointer.save(trainer)  # what the run's Checkpointer does: last.pt and encoder/
+    assert_encoder_is_the_teacher(tmp_path / "run", model)
+
+
+def assert_encoder_is_the_teacher(run: Path, model: DINO) -> None:
+    """``<run>/encoder/`` (written by the Checkpointer through hub.publish) equals the teacher's
+    backbone bitwise and differs from the student's; publish's ``network="student"`` gives the
+    student from the same checkpoint."""
+    from safetensors.torch import load_file
+
+    from hub.encoder import Encoder
+    from hub.publish import encoder_from_training
+    from pretrain.checkpoint import read_checkpoint
+
+    weights = load_file(str(run / "encoder" / "model.safetensors"))
+    teacher, student = model.target_backbone.state_dict(), model.backbone.state_dict()
+    assert weights.keys() == teacher.keys() == student.keys()
+    for k, v in weights.items():
+        assert torch.equal(v, teacher[k]), k
+    assert any(not torch.equal(v, student[k]) for k, v in weights.items())
+    assert Encoder.from_pretrained(run / "encoder").ssl["network"] == "teacher"
+    state = read_checkpoint(run / "checkpoints" / "last.pt")
+    published, _ = encoder_from_training(state, network="student", log=None)
+    for k, v in published.backbone.state_dict().items():
+        assert torch.equal(v, student[k]), k
+    assert published.ssl["network"] == "student" and "its student" in published.ssl["source"]
 
 
 def test_the_paper_recipes_numbers():
@@ -336,3 +365,59 @@ def test_two_gloo_ranks_center_equals_one_process_on_the_whole_batch(tmp_path):
     assert close(single.center, by_hand)
     for rank in range(2):
         assert close(torch.load(tmp_path / f"center{rank}.pt"), single.center)
+
+
+def test_a_dino_run_exports_publishes_and_transfers_its_teacher(tiny_fmnist, tmp_path):
+    """The run's encoder/, publish.py's folder and the model transfer loads from the run
+    directory are the teacher, bitwise; ``--network student`` publishes the student."""
+    from safetensors.torch import load_file
+
+    from hub import publish
+    from transfer.models import load_model
+
+    torch.set_num_threads(1)
+    recipe = "dino_resnet18_fmnist"
+    cfg = load_config(recipe, tiny_overrides(recipe, tiny_fmnist, tmp_path))
+    run = tmp_path / "run"
+    trainer = Trainer(cfg, run).fit()
+    Checkpointer.save(trainer)
+    teacher = trainer.model.target_backbone.state_dict()
+    student = trainer.model.backbone.state_dict()
+    assert any(not torch.equal(v, student[k]) for k, v in teacher.items())
+
+    def same(weights: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> bool:
+        return weights.keys() == expected.keys() and all(
+            torch.equal(v, expected[k]) for k, v in weights.items()
+        )
+
+    assert same(load_file(str(run / "encoder" / "model.safetensors")), teacher)
+    loaded = load_model(str(run))
+    assert same(loaded.encoder.backbone.state_dict(), teacher)
+    results = tmp_path / "results"
+    for network, expected in ((None, teacher), ("student", student)):
+        out = tmp_path / f"published-{network}"
+        argv = [str(run), "--out", str(out), "--results", str(results)]
+        publish.main(argv + (["--network", network] if network else []))
+        assert same(load_file(str(out / "model.safetensors")), expected), network
+        card = (out / "README.md").read_text()
+        assert f"its {network or 'teacher'}" in card
+
+
+def test_the_final_knn_report_measures_the_teacher(tiny_fmnist, tmp_path, monkeypatch):
+    """summary.json's kNN (which the encoder's card shows) is of the network encoder/ holds."""
+    from pretrain import evaluate
+
+    measured = []
+
+    def spy(backbone, cfg, train, test, name, device):
+        measured.append((name, backbone))
+        return 50.0
+
+    monkeypatch.setattr(evaluate, "backbone_knn", spy)
+    monkeypatch.setattr(evaluate, "raw_pixel_knn", lambda *a: 10.0)
+    recipe = "dino_resnet18_fmnist"
+    cfg = load_config(recipe, tiny_overrides(recipe, tiny_fmnist, tmp_path))
+    model = Trainer(cfg, tmp_path / "run").model
+    report = evaluate.final_knn_report(model, cfg, torch.device("cpu"))
+    assert measured[0] == ("trained", model.target_backbone)
+    assert report["protocol"]["features"] == "teacher backbone, l2-normalized"

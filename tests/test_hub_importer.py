@@ -66,11 +66,12 @@ def _check(source: nn.Module, path: Path, layout: str, heads: set[str], shape=(2
     x = torch.randn(*shape)
     with torch.no_grad():
         assert torch.equal(encoder(x), source(x))
-    assert encoder.ssl["source"] == f"imported ({layout} layout)"
+    assert encoder.ssl["source"].startswith(f"imported from {path.name} (")
     return encoder, report
 
 
 def test_simsiam_release(tmp_path: Path) -> None:
+    """Also: the file's own ``epoch`` (100) is the encoder's epochs."""
     src = _resnet18()
     heads = _mlp_keys("module.encoder.fc.", [512, 64, 64, 32])  # 3-layer projector in fc
     heads.update(_mlp_keys("module.predictor.", [32, 16]))  # predictor: BN on the hidden layer
@@ -79,6 +80,7 @@ def test_simsiam_release(tmp_path: Path) -> None:
     path = _save(tmp_path, {**_prefixed(src, "module.encoder."), **heads}, optimizer={})
     encoder, _ = _check(src, path, "simsiam", set(heads))
     assert encoder.ssl["method"] == "simsiam" and encoder.spec.name == "resnet18"
+    assert encoder.ssl["epochs"] == 100
 
 
 def test_mocov3_resnet_release(tmp_path: Path) -> None:
@@ -131,13 +133,22 @@ def test_moco_v1_v2_release(version: str, tmp_path: Path) -> None:
 
 
 def test_byol_pytorch_conversion(tmp_path: Path) -> None:
-    """BYOL's Haiku release converted to torchvision names: plain keys plus a linear-eval fc."""
+    """BYOL's Haiku release converted to torchvision names: plain keys plus a linear-eval fc.
+    Plain keys do not say how the backbone was trained: the method is unknown until named."""
     src = _resnet18()
     heads = {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.zeros(1000)}
     path = tmp_path / "byol_r50.pth"
     torch.save({**src.state_dict(), **heads}, path)
-    encoder, _ = _check(src, path, "byol_torchvision", set(heads))
-    assert encoder.ssl["method"] == "byol"
+    encoder, report = _check(src, path, "plain", set(heads))
+    assert encoder.ssl["method"] == "unknown" and "method unknown" in report.summary()
+    named, _ = import_checkpoint(path, method="byol")
+    assert named.ssl["method"] == "byol"
+
+
+def test_a_method_the_layout_contradicts_is_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path, _prefixed(_resnet18(), "module.encoder."))
+    with pytest.raises(EncoderLoadError, match="is a simsiam checkpoint .* not byol"):
+        import_checkpoint(path, method="byol")
 
 
 def test_resnet50_is_inferred(tmp_path: Path) -> None:

@@ -261,3 +261,58 @@ def test_publish_names_the_one_time_conversion_of_an_older_checkpoint(tiny_fmnis
         random.setstate(saved[2])
     encoder, row = build_encoder(tmp_path / "run", "acme/tiny", tmp_path / "results")
     assert encoder.ssl["checkpoint_step"] == 4 and row.repo_id == "acme/tiny"
+
+
+# ------------------------------------------------------------------ the refusal's one line
+
+
+class _RunsAShellCommand:
+    """The classic malicious pickle: unpickling it calls ``os.system(command)``."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("form", ["zip", "legacy"])
+def test_every_entry_point_names_the_refused_global_in_one_line(form, tmp_path, capsys) -> None:
+    """A pickle asking for ``os.system``, built with the installed torch (its zip format and
+    the legacy one): the importer, ``hub/publish.py`` and ``hub/export.py`` each say in one
+    line that it was refused, naming the global (torch words a blocked module, posix, unlike
+    any other global), never torch's advice to retry with weights_only=False; nothing ran."""
+    import os
+
+    from common.cli import run_cli
+    from hub import export, publish
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "checkpoint.pth"
+    payload = {"state_dict": {}, "args": _RunsAShellCommand(f"touch {marker}")}
+    torch.save(payload, path, _use_new_zipfile_serialization=form == "zip")
+    refused = f"{os.system.__module__}.system"  # posix.system (nt.system on Windows)
+
+    with pytest.raises(UnsafeCheckpointError) as err:
+        import_checkpoint(path)
+    assert err.value.refused == refused
+    messages = [str(err.value)]
+    for main in (
+        lambda: publish.main([str(path), "--out", str(tmp_path / "out")]),
+        lambda: export.main([str(path), str(tmp_path / "out.pkl")]),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            run_cli(main)
+        assert exit_.value.code == 2
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: refused to load {path}"), lines
+        messages.append(lines[0])
+    for message in messages:
+        assert f"its pickle asks for {refused}," in message and "nothing of it was run" in message
+        assert "weights_only=False" not in message and "weights_only` set to `False" not in message
+        assert "Re-running" not in message and "not a PyTorch checkpoint" not in message
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.pkl").exists()
