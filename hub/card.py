@@ -11,15 +11,16 @@ section ``hub/card_usage.py``'s.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hub import card_links
 from hub.card_results import DATASET_NAMES, cell, result_rows, results_table
-from hub.card_usage import GITHUB, timm_loadable, usage
+from hub.card_usage import timm_loadable, usage
 from hub.citations import paper
+from hub.method_keys import own_recipe
 from records.length import length_of
 from records.methods import display_name
 
@@ -68,7 +69,7 @@ def model_card(
         "",
         *usage(config, repo, folder),
         "",
-        *_recipe(ssl.get("recipe") or {}),
+        *_recipe(own_recipe(ssl.get("recipe") or {}, ssl.get("method"))),
         *_citation(method),
     ]
     return header + "\n" + "\n".join(lines) + "\n"
@@ -119,7 +120,8 @@ def weights_license(ssl: dict[str, Any]) -> str:
     """siamhub's license for weights it trained; the authors' for a converted release."""
     source = str(ssl.get("source") or "")
     pub = paper(ssl.get("method", ""))
-    if source.startswith(("http://", "https://")) and pub is not None:
+    converted = source.startswith(("http://", "https://")) or "converted_with" in ssl
+    if converted and pub is not None:  # a release's URL, or a file hub/publish.py imported
         return pub.weights_license
     return LICENSE
 
@@ -133,8 +135,20 @@ def _summary(config: dict[str, Any]) -> str:
     return (
         f"A {config['architecture']} image encoder (backbone only: {config['num_features']}-d "
         f"pooled features, no projector or predictor) pretrained without labels with {cited} "
-        f"on {dataset}, by [siamhub]({GITHUB})."
+        f"on {dataset or 'unrecorded data'}, "
+        + (
+            f"{ssl['source']} by {_siamhub()}"  # "imported from <file> (...)"
+            if "converted_with" in ssl  # hub/publish.py on a checkpoint siamhub did not train
+            else f"by {_siamhub()}"
+        )
+        + "."
     )
+
+
+def _siamhub() -> str:
+    """siamhub, linked to its repository when it has a public one (``hub.card_links``)."""
+    url = card_links.repository_url()
+    return f"[siamhub]({url})" if url else "siamhub"
 
 
 def length_text(ssl: dict[str, Any]) -> str:
@@ -258,12 +272,9 @@ def _data(dataset: str | None) -> str | None:
 
 def _commit(sha: Any) -> str | None:
     """The commit it was trained and published from (``hub.provenance.git_sha``; ``+dirty``:
-    with uncommitted changes to tracked files, which the card says)."""
-    m = re.fullmatch(r"([0-9a-f]{7,40})(\+dirty)?", sha) if isinstance(sha, str) else None
-    if m is None:
-        return None
-    dirty = " plus uncommitted changes" if m[2] else ""
-    return f"siamhub [`{m[1][:12]}`]({GITHUB}/tree/{m[1]}){dirty}"
+    with uncommitted changes to tracked files, which the card says): a link only when the
+    commit is published (``hub.card_links.commit_text``)."""
+    return card_links.commit_text(sha)
 
 
 def _nums(values: Any) -> str:

@@ -3,6 +3,7 @@ record, the trained length and provenance, limitations, BibTeX, and usage code t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -16,9 +17,10 @@ from hub.backbones import BackboneSpec
 from hub.card import model_card
 from hub.card_usage import BEFORE_PUSH, PLACEHOLDER
 from hub.citations import PAPERS
-from hub.encoder import Encoder
+from hub.encoder import Encoder, weights_sha256
 from pretrain.methods import METHODS
 
+REPO = Path(__file__).resolve().parents[1]
 SMALL = BackboneSpec(name="resnet18", in_chans=1, width=8, stem="small", stem_stride=2)
 KNN_PROTOCOL = {
     "dataset": "fashion_mnist",
@@ -123,23 +125,25 @@ def test_results_rows_have_protocol_and_record_and_never_none() -> None:
     ]
     card = model_card(Encoder.from_spec(SMALL, ssl=_ssl(results=results)).config)
     rows = _table_rows(card, "| task | metric |")
+    assert card.count("| task | metric | value | raw pixels (same run) | protocol | record |") == 1
     assert [(r[0], r[1]) for r in rows] == [
         ("kNN", "top-1 (%), k=20"),
         ("kNN", "top-1 (%), k=200"),
-        ("kNN", "top-1 (%), k=20, raw pixels (no encoder)"),
         ("linear probe", "top-1 (%)"),
         ("detection (Fashion-MNIST scenes)", "box AP"),
         ("detection (Fashion-MNIST scenes)", "VOC07 AP50"),
-    ]  # val_top1, best_lr / best_bn, train_seconds and the None box_APl are no rows
+    ]  # val_top1, best_lr / best_bn, train_seconds and the None box_APl are no rows; the
+    # raw-pixels kNN stands beside the k=20 row it was measured with
     assert all(cell for row in rows for cell in row)
-    assert rows[0][2] == "82.44"
-    assert rows[0][3].startswith("kNN k=20 T=0.07 cosine, Fashion-MNIST test (10000 images)")
-    assert "frozen backbone features" in rows[0][3] and "/somewhere" not in card
-    assert "lr 0.3 with BN" in rows[3][3] and "fast protocol" in rows[3][3]
-    assert rows[0][4] == "[a.json](results/knn/a.json)" and rows[3][4].endswith(
+    assert rows[0][2] == "82.44" and rows[0][3] == "80.10"
+    assert [r[3] for r in rows[1:]] == ["not measured"] * 4
+    assert rows[0][4].startswith("kNN k=20 T=0.07 cosine, Fashion-MNIST test (10000 images)")
+    assert "frozen backbone features" in rows[0][4] and "/somewhere" not in card
+    assert "lr 0.3 with BN" in rows[2][4] and "fast protocol" in rows[2][4]
+    assert rows[0][5] == "[a.json](results/knn/a.json)" and rows[2][5].endswith(
         "(results/linear/b.json)"
     )
-    assert rows[4][4] == "measured"
+    assert rows[3][5] == "measured"
     assert "None" not in card
     for header in ("| field | value |", "| task | metric |"):
         assert all(c for row in _table_rows(card, header) for c in row), header
@@ -158,9 +162,9 @@ def test_details_length_provenance_and_limitations() -> None:
         "trained 3 steps (0.38 ep), stopped early (the recipe's schedules span 2 epochs)"
     )
     assert fields["global batch"] == "64" and fields["recipe"] == "`simsiam_resnet18_fmnist`"
-    assert fields["code"].startswith("siamhub [`0123456789ab`](https://github.com/")
-    assert fields["code"].endswith(
-        "/tree/0123456789abcdef0123456789abcdef01234567) plus uncommitted changes"
+    assert fields["code"] == (  # no public repository yet (pyproject.toml): no link
+        "siamhub commit `0123456789ab` (unpublished: the project's repository is not public "
+        "yet) plus uncommitted changes"
     )
     assert "Chen & He, CVPR 2021" in fields["method"]
     assert "width 8" in fields["architecture"] and "small-image stem" in fields["architecture"]
@@ -230,7 +234,9 @@ def test_before_push_snippet_loads_the_published_folder(tmp_path: Path, timm_ok:
     else:  # what publish.py writes: the run's record copied in, the card linking it
         run = _tiny_run(tmp_path / "run")
         results = tmp_path / "results"
+        identity = weights_sha256(publish.build_encoder(run, None, results)[0])
         record = {"model": {"id": "run"}, "task": "knn", "metrics": {"top1_k20": 51.0}}
+        record["pretrain"] = {"weights_sha256": identity}  # what transfer records carry
         (results / "knn").mkdir(parents=True)
         (results / "knn" / "r1.json").write_text(json.dumps({**record, "protocol": KNN_PROTOCOL}))
         folder = tmp_path / "out"
@@ -289,3 +295,149 @@ def test_summary_and_reported_results_link_their_evidence() -> None:
     )
     assert _front_matter(card)["license"] == "cc-by-nc-4.0"
     assert "model-index" not in _front_matter(card)  # its protocol names no dataset
+
+
+# ---------------------------------------------------------------- the method's own recipe keys
+
+
+class _Reads:
+    """A config section that records which of its keys are read."""
+
+    def __init__(self, section: Any) -> None:
+        self._section, self.read = section, set()
+
+    def __getattr__(self, key: str) -> Any:
+        self.read.add(key)
+        return getattr(self._section, key)
+
+
+def _method_keys(cfg: Any) -> set[str]:
+    """The ``method.*`` keys pretraining reads for ``cfg``'s method (the method's build, its
+    views, the Trainer's EMA update), less the other methods' switches it reads only to
+    insist on their defaults (a change of them is refused)."""
+    from types import SimpleNamespace
+
+    from pretrain.config import ConfigError, MethodConfig
+    from pretrain.data import pretrain_dataset
+    from pretrain.methods import build_method
+    from pretrain.train import Trainer
+
+    spy = _Reads(cfg.method)
+    probe = dataclasses.replace(cfg, method=spy)
+    model = build_method(probe)
+    pretrain_dataset(probe)
+    Trainer.momentum(SimpleNamespace(model=model, cfg=probe, step=0, schedule_steps=10))
+    defaults = MethodConfig()
+    keys = set(spy.read)
+    for key in spy.read:
+        value = getattr(cfg.method, key)
+        if value != getattr(defaults, key) or not isinstance(value, int):
+            continue
+        changed = (not value) if isinstance(value, bool) else value + 1
+        try:
+            build_method(dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, **{
+                key: changed})))  # fmt: skip
+        except ConfigError:
+            keys.discard(key)  # another method's switch, held at its default
+    return keys
+
+
+def test_method_keys_are_the_keys_each_method_reads(tiny_fmnist, tiny_imagefolder) -> None:
+    from hub.method_keys import METHOD_KEYS
+    from pretrain.config import MethodConfig, load_config
+    from pretrain.methods import METHODS
+
+    derived: dict[str, set[str]] = {}
+    for path in sorted((REPO / "pretrain" / "recipes").glob("*.toml")):
+        cfg = load_config(path.stem)
+        root = tiny_fmnist if cfg.data.dataset == "fashion_mnist" else tiny_imagefolder / "train"
+        small = ["model.width=8"] if cfg.model.name.startswith("resnet") else ["model.depth=1"]
+        small += [f"method.{k}=16" for k in ("proj_dim", "proj_hidden_dim", "pred_hidden_dim")]
+        small += ["method.out_dim=32"]  # small networks: what is read does not depend on size
+        cfg = load_config(path.stem, [f"data.root={root}", "data.num_workers=0", *small])
+        derived.setdefault(cfg.method.name, set()).update(_method_keys(cfg))
+    assert set(derived) == set(METHODS) == set(METHOD_KEYS)
+    assert {m: set(k) for m, k in METHOD_KEYS.items()} == derived
+    fields = {f.name for f in dataclasses.fields(MethodConfig)}
+    assert set().union(*METHOD_KEYS.values()) == fields  # every key is some method's
+
+
+def test_full_recipe_lists_only_the_methods_own_keys() -> None:
+    from pretrain.config import load_config
+
+    def recipe_keys(recipe: str) -> set[str]:
+        cfg = load_config(recipe)
+        ssl = _ssl(method=cfg.method.name, recipe=cfg.to_dict())
+        card = model_card(Encoder.from_spec(SMALL, ssl=ssl).config)
+        return {row[0].strip("`") for row in _table_rows(card, "| key | value |")}
+
+    simsiam = recipe_keys("simsiam_resnet18_fmnist")
+    assert {"method.proj_dim", "method.stop_grad", "optim.base_lr", "model.width"} <= simsiam
+    for key in ("teacher_temp", "momentum_base", "out_dim", "temperature", "center_momentum"):
+        assert f"method.{key}" not in simsiam, key
+    dino = recipe_keys("dino_resnet18_fmnist")
+    assert {"method.teacher_temp", "method.out_dim", "method.momentum_base"} <= dino
+    assert not {"method.stop_grad", "method.predictor", "method.pred_hidden_dim"} & dino
+    byol = recipe_keys("byol_resnet18_fmnist")
+    assert {"method.momentum_base", "method.proj_layers"} <= byol
+    assert "method.mirror" not in byol and "method.temperature" not in byol
+
+
+# ---------------------------------------------------------------- repository and commit links
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    from tests.hub_servers import GIT
+
+    done = subprocess.run([*GIT, "-C", str(repo), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_repository_url_is_pyprojects_and_a_commit_links_only_once_published(
+    tmp_path: Path,
+) -> None:
+    import tomllib
+
+    from hub import card_links
+
+    with (REPO / "pyproject.toml").open("rb") as f:
+        urls = tomllib.load(f)["project"].get("urls", {})
+    assert card_links.repository_url() == urls.get("Repository")  # the one source
+
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "pyproject.toml").write_text('[project]\nname = "siamhub"\n')
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "first")
+    sha = _git(repo, "rev-parse", "HEAD")
+    assert card_links.repository_url(repo) is None
+    assert card_links.commit_text(sha, repo) == (
+        f"siamhub commit `{sha[:12]}` (unpublished: the project's repository is not public yet)"
+    )
+
+    url = "https://github.com/acme/siamhub"
+    (repo / "pyproject.toml").write_text(
+        f'[project]\nname = "siamhub"\n[project.urls]\nRepository = "{url}.git"\n'
+    )
+    _git(repo, "commit", "-q", "-am", "urls")
+    head = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "remote", "add", "origin", "git@github.com:acme/siamhub.git")
+    _git(repo, "remote", "add", "fork", "https://github.com/someone/siamhub")
+    _git(repo, "update-ref", "refs/remotes/fork/main", head)  # on a fork only: not published
+    assert card_links.repository_url(repo) == url
+    assert card_links.commit_text(head, repo) == (
+        f"siamhub commit `{head[:12]}` (unpublished: on no branch of {url})"
+    )
+    _git(repo, "update-ref", "refs/remotes/origin/dev", sha)  # as `git fetch` leaves it
+    assert card_links.published_branch(sha, url, repo) == "dev"
+    assert card_links.commit_text(f"{sha}+dirty", repo) == (
+        f"siamhub [`{sha[:12]}`]({url}/commit/{sha}) plus uncommitted changes"
+    )
+    assert card_links.published_branch(head, url, repo) is None
+    _git(repo, "update-ref", "refs/remotes/origin/main", head)
+    assert card_links.published_branch(sha, url, repo) == "main"  # main before other branches
+    assert card_links.commit_text("f" * 40, repo).startswith("siamhub commit `ffffffffffff`")
