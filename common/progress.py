@@ -2,7 +2,10 @@
 
 On a terminal: tqdm's bar. Elsewhere (CI, Slurm logs, ``make demo > log``): one plain line
 every ``SIAMHUB_PROGRESS_SECONDS`` seconds (default 30) and one at the end, instead of a
-carriage-return update per step.
+carriage-return update per step. In a log file ``set_postfix`` / ``set_description`` only
+change what the next line says: on a terminal they redraw the bar, in a file each would be a
+line of its own, with the counter tqdm had last printed (an iterating bar updates it only
+when it prints).
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ def _log_seconds() -> float:
 
 class _LineBar(tqdm):
     """tqdm that writes whole lines (no ``\\r``), at most one per ``mininterval`` seconds."""
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        super().set_postfix_str(s, refresh=False)
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        super().set_description(desc, refresh=False)
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
         if self.fp is None:

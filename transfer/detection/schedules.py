@@ -87,3 +87,16 @@ PRESETS = {
         source="siamhub CPU-scale schedule for the embedded fmnist_det set",
     ),
 }  # fmt: skip
+
+
+def steps_before_end(sched: DetSchedule) -> DetSchedule:
+    """The schedule with the lr steps that act, strictly increasing below its last iteration
+    (what detectron2's ``MultiStepParamScheduler`` accepts): a step that repeats an earlier one
+    (a short ``--iters`` rounds two steps to one iteration) moves one iteration later, and a
+    step at or past the end, which would never act, is dropped."""
+    steps: list[int] = []
+    for s in sorted(sched.steps):
+        s = max(s, steps[-1] + 1) if steps else s
+        if 0 < s < sched.iters:
+            steps.append(s)
+    return replace(sched, steps=tuple(steps))

@@ -30,13 +30,14 @@ class Options(DetOptions):
 def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
     check_engine(opts)
     if opts.engine == "detectron2":
-        return engine_detectron2.run(model, opts, ctx, "coco")
-    train, categories, _ = read_coco(opts.data_root, opts.train_split)
-    test, _, gt = read_coco(opts.data_root, opts.test_split)
-    out = run_torchvision(
-        model, opts, ctx, train, test, len(categories), opts.masks, False, gt, categories,
-        voc_metrics=False,
-    )  # fmt: skip
+        out = engine_detectron2.run(model, opts, ctx, "coco")
+    else:
+        train, categories, _ = read_coco(opts.data_root, opts.train_split)
+        test, _, gt = read_coco(opts.data_root, opts.test_split)
+        out = run_torchvision(
+            model, opts, ctx, train, test, len(categories), opts.masks, False, gt, categories,
+            voc_metrics=False,
+        )  # fmt: skip
     out.protocol["dataset"] = {
         "root": opts.data_root,
         "train": opts.train_split,

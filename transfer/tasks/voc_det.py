@@ -30,14 +30,15 @@ class Options(DetOptions):
 def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
     check_engine(opts)
     if opts.engine == "detectron2":
-        return engine_detectron2.run(model, opts, ctx, "voc")
-    train = [r for name in opts.train_sets for r in read_voc(opts.data_root, name)]
-    for i, r in enumerate(train):
-        r.image_id = i  # unique over 2007 + 2012
-    test = read_voc(opts.data_root, opts.test_set)
-    out = run_torchvision(
-        model, opts, ctx, train, test, len(VOC_CLASSES), False, True, class_names=VOC_CLASSES
-    )
+        out = engine_detectron2.run(model, opts, ctx, "voc")
+    else:
+        train = [r for name in opts.train_sets for r in read_voc(opts.data_root, name)]
+        for i, r in enumerate(train):
+            r.image_id = i  # unique over 2007 + 2012
+        test = read_voc(opts.data_root, opts.test_set)
+        out = run_torchvision(
+            model, opts, ctx, train, test, len(VOC_CLASSES), False, True, class_names=VOC_CLASSES
+        )
     out.protocol["dataset"] = {
         "root": opts.data_root,
         "train": list(opts.train_sets),
