@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.progress import progress as progress_bar
+from transfer.option_rules import OptionError
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,22 @@ def held_out_split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, to
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(round(n * fraction)))
     return order[n_val:].sort().values, order[:n_val].sort().values
+
+
+def check_batches(n_fit: int, n: int, val_fraction: float, spec: GridSpec) -> None:
+    """Refuse a split or batch size the grid cannot train on (one OptionError line): no
+    training sample left, or a batch of one sample where a head normalizes with BN (batch
+    statistics of one sample are undefined; torch raises)."""
+    if n_fit < 1:
+        raise OptionError(
+            f"val_fraction={val_fraction} holds out all {n} training samples; lower it"
+        )
+    if any(spec.bn) and (spec.batch_size == 1 or n_fit % spec.batch_size == 1):
+        raise OptionError(
+            f"batch_size={spec.batch_size} leaves a batch of 1 sample of the {n_fit} the heads "
+            "train on, and a BN head cannot normalize one sample: pick another batch_size "
+            "(or val_fraction), or bn=(False,)"
+        )
 
 
 def _initial_weights(spec: GridSpec, dim: int, classes: int) -> torch.Tensor:
@@ -308,6 +325,7 @@ def fast_probe(
     feats, labels = train
     classes = int(max(labels.max(), test[1].max())) + 1
     fit_idx, val_idx = held_out_split(len(labels), val_fraction, spec.seed)
+    check_batches(len(fit_idx), len(labels), val_fraction, spec)
     grid = train_grid(feats[fit_idx], labels[fit_idx], spec, classes, progress)
     val = grid_accuracy(grid, feats[val_idx], labels[val_idx])
     preds = grid_predictions(grid, test[0])  # (H, N)

@@ -14,9 +14,10 @@ never sent to the Hub; a Hub id is looked up once (``HF_ENDPOINT``; the local ca
 Hub cannot be reached or ``HF_HUB_OFFLINE=1``).
 
 Task options are ``key=value`` arguments, before or after the options (e.g. ``epochs=5
-lrs=(0.1,1.0)``); an unknown key lists the task's valid ones. Errors are one ``error:`` line
-(exit 2). Ctrl-C stops at once (exit 130); the records already written are kept, and the
-same command measures everything again.
+lrs=(0.1,1.0)``); an unknown key lists the task's valid ones, a value outside its range
+(``transfer/option_rules.py``, as the flags' numbers) names the range. Errors are one
+``error:`` line (exit 2), given before any model is loaded. Ctrl-C stops at once (exit 130);
+the records already written are kept, and the same command measures everything again.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from common.cli import clear_position, make_parser, note_position, run_cli
 from hub.provenance import git_sha
 from records.length import with_trained
 from records.tasks import canonical_metrics
-from transfer import artifacts, tasks
+from transfer import artifacts, option_rules, tasks
 from transfer import run_records as records
 from transfer.models import LoadedModel, load_model
 from transfer.tasks import RunContext, TaskOutput
@@ -87,13 +88,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags' numbers against ``option_rules.FLAGS`` (one ``error:`` line, exit 2)."""
+    option_rules.check_flags(
+        {
+            "--seed": args.seed,
+            "--seeds": args.seeds,
+            "--iters": args.iters,
+            "--short-side": args.short_side,
+            "--threads": args.threads,
+        }
+    )
+
+
 def task_overrides(args: argparse.Namespace) -> list[str]:
+    """The task's ``key=value`` options, with the detection flags as options."""
     extra = []
-    if args.engine:
+    if args.engine is not None:
         extra.append(f"engine={args.engine}")
-    if args.iters:
+    if args.iters is not None:
         extra.append(f"iters={args.iters}")
-    if args.short_side:
+    if args.short_side is not None:
         extra.append(f"short_side={args.short_side}")
     return list(args.overrides) + extra
 
@@ -178,6 +193,7 @@ def run_embedded(args: argparse.Namespace, ctx: RunContext) -> list[dict]:
     first: the longest task, and the two backbones train on the same schedule)."""
     out = []
     started = time.perf_counter()
+    tasks.parse_options(tasks.get("fmnist_det").Options, task_overrides(args))  # before loading
     models = {
         "trained": load_model(args.model, args.revision, seed=args.seed),
         "random init": load_model(args.model, args.revision, random_init=True, seed=args.seed),
@@ -216,6 +232,7 @@ def format_table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    check_flags(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -224,7 +241,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     if args.task is None:
         return run_embedded(args, ctx)
-    tasks.get(args.task)  # an unknown task is named before any model is loaded
+    module = tasks.get(args.task)  # an unknown task is named before any model is loaded
+    tasks.parse_options(module.Options, task_overrides(args))  # and so is a bad option
     model = load_model(args.model, args.revision, args.random_init, args.seed)
     note_position(f"task {args.task}")
     record, path = run_task(args.task, model, task_overrides(args), ctx, args.seeds)

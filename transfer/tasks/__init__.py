@@ -1,7 +1,8 @@
 """The transfer tasks, one file each, registered by name.
 
 A task module defines ``NAME``, an ``Options`` dataclass (every hyperparameter that moves the
-number, overridable as ``key=value`` on the command line) and
+number, overridable as ``key=value`` on the command line; each with its valid range in
+``transfer/option_rules.py``) and
 ``run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput``.
 """
 
@@ -16,17 +17,16 @@ from typing import Any
 
 import torch
 
-from common.errors import UserError
 from common.overrides import parse_value, split_override
 from records.tasks import TRANSFER_TASKS
+from transfer import option_rules
 from transfer.features import FeatureCache
+from transfer.option_rules import OptionError
+
+__all__ = ["MODULES", "OptionError", "RunContext", "TaskOutput", "get", "parse_options"]
 
 # the registry's transfer tasks (records.tasks), one module each: the one list of tasks
 MODULES: tuple[str, ...] = TRANSFER_TASKS
-
-
-class OptionError(UserError, ValueError):
-    """A ``key=value`` override that the task does not have or cannot parse."""
 
 
 @dataclass
@@ -70,32 +70,57 @@ def module_files() -> tuple[str, ...]:
 
 
 def parse_options(options_cls: type, overrides: list[str]) -> Any:
-    """An ``Options`` instance with ``key=value`` overrides applied (typed like the defaults)."""
+    """An ``Options`` instance with ``key=value`` overrides applied (typed like the defaults)
+    and every option checked against its range (``transfer/option_rules.py``)."""
     opts = options_cls()
+    task = option_rules.task_of(options_cls)
     fields = {f.name: f for f in dataclasses.fields(options_cls)}
     for item in overrides:
         key, raw = split_override(item)
         if key not in fields:
             raise OptionError(
-                f"unknown option {key!r} for {options_cls.__module__.rsplit('.', 1)[-1]}; "
-                f"valid: {', '.join(sorted(fields))}"
+                f"unknown option {key!r} for {task}; valid: {', '.join(sorted(fields))}"
             )
-        setattr(opts, key, _coerce(key, raw, getattr(opts, key)))
+        setattr(opts, key, _coerce(f"{task} option {key}", raw, getattr(opts, key)))
+    option_rules.check(task, opts)
     return opts
 
 
 def _coerce(key: str, raw: str, default: Any) -> Any:
-    """The override's value (common.overrides' grammar), typed like the option's default."""
+    """The override's value (common.overrides' grammar), typed like the option's default (a
+    tuple's elements like the default's first element)."""
     value = parse_value(raw)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-    elif isinstance(default, float) and isinstance(value, int | float):
+    elif isinstance(default, float) and _is_number(value):
         return float(value)
-    elif isinstance(default, tuple) and isinstance(value, tuple | list | int | float):
-        return tuple(value) if isinstance(value, tuple | list) else (value,)
-    elif default is None or isinstance(value, type(default)):
+    elif isinstance(default, tuple):
+        items = tuple(value) if isinstance(value, tuple | list) else (value,)
+        if not default:
+            return items
+        typed = [_element(x, default[0]) for x in items]
+        if all(t is not None for t in typed):
+            return tuple(typed)
+        kind = type(default[0]).__name__
+        raise OptionError(f"{key}={raw!r}: expected a list of {kind}s, e.g. {default!r}")
+    elif default is None or (isinstance(value, type(default)) and not isinstance(value, bool)):
         return value
     elif isinstance(default, str):
         return raw
     raise OptionError(f"{key}={raw!r}: expected {type(default).__name__}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _element(value: Any, like: Any) -> Any:
+    """``value`` typed like ``like`` (a tuple option's element), or None when it cannot be."""
+    if isinstance(like, bool):
+        return value if isinstance(value, bool) else None
+    if isinstance(like, float):
+        return float(value) if _is_number(value) else None
+    if isinstance(like, int):
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, str) else str(value)

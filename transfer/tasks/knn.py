@@ -17,7 +17,7 @@ from common.transforms import normalize_small
 from transfer.artifacts import prediction_table, top1_percent
 from transfer.features import FMNIST_ROOT, DataSpec, load_split
 from transfer.models import LoadedModel
-from transfer.tasks import RunContext, TaskOutput
+from transfer.tasks import OptionError, RunContext, TaskOutput
 
 NAME = "knn"
 
@@ -48,6 +48,12 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
     device = ctx.device
     bank_n = F.normalize(bank.to(device), dim=1)  # (N, D)
     query_n = F.normalize(query.to(device), dim=1)  # (Q, D)
+    too_many = [int(k) for k in opts.ks if int(k) > len(bank_labels)]
+    if too_many:  # common.knn would vote with the whole bank: not the k the record states
+        raise OptionError(
+            f"knn option ks={tuple(opts.ks)!r}: k={too_many[0]} exceeds the bank's "
+            f"{len(bank_labels)} training images; use k <= {len(bank_labels)}"
+        )
     num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
     metrics, columns = {}, {}
     for k in opts.ks:

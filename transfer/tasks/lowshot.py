@@ -14,7 +14,7 @@ from transfer.models import LoadedModel
 from transfer.probe import GridSpec, fast_probe, resolve_precision
 from transfer.probe_loop import check_unchanged, snapshot
 from transfer.subsets import FULL_SIZES, load_subset, shipped_path, subset_sha256
-from transfer.tasks import RunContext, TaskOutput
+from transfer.tasks import OptionError, RunContext, TaskOutput
 
 NAME = "lowshot"
 
@@ -41,6 +41,11 @@ def run(model: LoadedModel, opts: Options, ctx: RunContext) -> TaskOutput:
     for pct in opts.percents:
         idx = load_subset(opts.dataset, int(pct), labels, ctx.seed)
         steps_per_epoch = -(-int(len(idx) * (1 - opts.val_fraction)) // opts.batch_size)
+        if steps_per_epoch < 1:
+            raise OptionError(
+                f"lowshot option val_fraction={opts.val_fraction} leaves no training image of "
+                f"the {pct}% subset ({len(idx)} images); lower it"
+            )
         grid = GridSpec(
             lrs=tuple(float(x) for x in opts.lrs),
             bn=tuple(bool(b) for b in opts.bn),
