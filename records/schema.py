@@ -1,8 +1,9 @@
 """Validation of one result record: what the boards need to render it.
 
 ``validate(data)`` returns the record's per-seed samples or raises :class:`RecordError` with
-the first problem in words (``missing key 'metrics.voc07_AP50'``). The boards flag a record
-that fails; ``records.write`` refuses to write one.
+the first problem in words (``missing key 'metrics.voc07_AP50'``, or an impossible value:
+``protocol.schedule.iters=-1 is out of range: must be >= 1``, ``records/values.py``). The
+boards flag a record that fails; ``records.write`` refuses to write one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from records.errors import RecordError
 from records.tasks import KNOWN_TASKS, get, is_number
+from records.values import check_values
 from records.verdict import OUTCOMES
 
 ABLATION_STRINGS = ("method", "variant", "expect")
@@ -106,6 +108,7 @@ def _check_run(data: dict) -> None:
                 first, *others = keys
                 alternatives = ", ".join(f"'{where}{k}'" for k in others)
                 raise RecordError(f"missing key '{where}{first}' (or {alternatives})")
+    check_values(data, transfer=spec.kind == "transfer")
 
 
 def _check_ablation(data: dict) -> None:

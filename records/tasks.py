@@ -13,11 +13,14 @@ Detection metric names: ``box_*`` / ``mask_*`` are COCO-style AP (pycocotools); 
 VOC metric (AP50: VOC2007 11-point AP at IoU 0.5; AP: its mean over IoU 0.50:0.95; AP75 at
 0.75), the numbers the papers report for VOC (SimSiam Table 5, MoCo Table 2). A VOC board
 ranks by VOC AP50. detectron2's evaluators name them ``bbox_*`` / ``segm_*``: ``aliases``
-maps those prefixes to the registry's names (``canonical_metrics``).
+maps those prefixes to the registry's names (``canonical_metrics``), and their NaN (where
+pycocotools has no value: no ground truth in an area range or of a category) to None, as
+``transfer/detection/evaluate.py`` records it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,11 +99,14 @@ def get(name: str) -> TaskSpec:
 
 def canonical_metrics(task: str, metrics: dict[str, Any]) -> dict[str, Any]:
     """``metrics`` under the registry's names: a foreign prefix (detectron2's ``bbox_``) is
-    renamed unless the registry's name is there already; everything else is kept as is."""
+    renamed unless the registry's name is there already, its NaN ("no value") becoming None;
+    everything else is kept as is."""
     out = dict(metrics)
     for foreign, ours in get(task).aliases:
         for key in list(out):
             name = ours + key[len(foreign) :]
             if key.startswith(foreign) and name not in out:
-                out[name] = out.pop(key)
+                value = out.pop(key)
+                nan = isinstance(value, float) and math.isnan(value)
+                out[name] = None if nan else value
     return out

@@ -4,6 +4,7 @@ every writer's records rendered by the boards (a VOC detection run end to end)."
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -44,6 +45,37 @@ def knn_record(**changes: object) -> dict:
     return record
 
 
+def det_record(**changes: object) -> dict:
+    """A detection record as the torchvision engine writes it (schedule, sizes, metrics)."""
+    schedule = {"name": "fmnist", "iters": 200, "batch_size": 4, "base_lr": 0.02,
+                "steps": [150, 180], "warmup_iters": 20, "train_sizes": [96], "test_size": 96,
+                "max_size": 160, "momentum": 0.9, "weight_decay": 1e-4}  # fmt: skip
+    record = knn_record(
+        task="fmnist_det",
+        protocol={"engine": "torchvision", "architecture": "Faster R-CNN, C4",
+                  "schedule": schedule, "train_images": 1000, "test_images": 200},
+        metrics={"box_AP": 17.0, "box_AP50": 35.2, "voc07_AP50": 36.0, "train_seconds": 80.0},
+        wall_seconds=95.0,
+    )  # fmt: skip
+    record.update(changes)
+    return record
+
+
+def changed(record: dict, path: str, value: object) -> dict:
+    """``record`` (a deep copy) with the value at dotted ``path`` replaced (list items by
+    index)."""
+    out = json.loads(json.dumps(record))
+    *parents, last = path.split(".")
+    node = out
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return out
+
+
 # ------------------------------------------------------------------------------ one registry
 
 
@@ -76,6 +108,16 @@ def test_detectron2_metric_names_become_the_registry_names():
     assert canonical_metrics("knn", {"top1_k20": 1.0}) == {"top1_k20": 1.0}
 
 
+def test_detectron2_nan_no_value_becomes_none_and_the_record_is_written(tmp_path: Path):
+    """detectron2's COCOEvaluator writes NaN where pycocotools has no value (no ground truth in
+    an area range, or of a category); the registry records None, as our evaluator does."""
+    d2 = {"bbox_AP": 12.0, "bbox_AP50": 30.0, "bbox_AP75": 9.0, "bbox_APl": math.nan}
+    metrics = canonical_metrics("coco_det", {**d2, "bbox_AP-shirt": math.nan})
+    assert metrics == {"box_AP": 12.0, "box_AP50": 30.0, "box_AP75": 9.0, "box_APl": None,
+                       "box_AP-shirt": None}  # fmt: skip
+    write_record(det_record(task="coco_det", metrics=metrics), tmp_path)
+
+
 # ------------------------------------------------------------------------------ writing
 
 
@@ -92,6 +134,80 @@ def test_a_record_the_boards_cannot_render_is_not_written(tmp_path: Path):
     with pytest.raises(RecordError, match="pretrain.trained.steps"):
         write_record(knn_record(pretrain=bad_length), tmp_path)
     assert not list(tmp_path.rglob("*")), "nothing may be left behind"
+
+
+LINEAR = knn_record(
+    task="linear",
+    protocol={"grid": {"lrs": [0.1, 1.0], "bn": [False, True], "epochs": 10, "batch_size": 256,
+                       "momentum": 0.9, "weight_decay": 0.0}},
+    metrics={"top1": 80.0, "top1_std": 0.5, "best_lr": 0.1, "best_bn": True,
+             "per_seed": [{"top1": 79.6, "best_lr": 0.1}, {"top1": 80.4, "best_lr": 0.1}]},
+    seed=[0, 1],
+)  # fmt: skip
+
+
+DET, KNN = det_record(), knn_record()
+
+
+@pytest.mark.parametrize(
+    ("record", "path", "value", "must"),
+    [
+        # the issue's: --iters -1 trained 0 iterations and the board rendered "schedule -1 it"
+        (DET, "protocol.schedule.iters", -1, ">= 1 (training iterations)"),
+        (DET, "protocol.schedule.iters", 0, ">= 1 (training iterations)"),
+        (DET, "protocol.schedule.batch_size", 0, ">= 1"),
+        (DET, "protocol.schedule.base_lr", -0.02, "> 0 (a learning rate)"),
+        (DET, "protocol.test_images", 0, ">= 1"),
+        (DET, "metrics.box_AP", 130.0, "in [0, 100] (COCO / VOC AP, in percent)"),
+        (DET, "metrics.box_AP", -5.0, "in [0, 100]"),
+        (DET, "metrics.box_AP50", math.nan, "in [0, 100]"),
+        (DET, "metrics.voc07_AP50", math.inf, "in [0, 100]"),
+        (DET, "metrics.train_seconds", -1.0, ">= 0"),
+        (DET, "wall_seconds", -3.0, ">= 0"),
+        (KNN, "metrics.top1_k20", 101.0, "in [0, 100] (a percentage)"),
+        (KNN, "metrics.top1_k20", math.nan, "in [0, 100]"),
+        (KNN, "protocol.ks.0", 0, ">= 1"),
+        (KNN, "pretrain.epochs", -3.0, ">= 0"),
+        (knn_record(pretrain={"batch_size": 256}), "pretrain.batch_size", 0, ">= 1"),
+        (LINEAR, "protocol.grid.batch_size", 0, ">= 1"),
+        (LINEAR, "protocol.grid.batch_size", -4, ">= 1"),
+        (LINEAR, "protocol.grid.epochs", 0, ">= 1"),
+        (LINEAR, "protocol.grid.lrs.1", -1.0, "> 0 (a learning rate)"),
+        (LINEAR, "metrics.top1_std", -0.5, ">= 0 (a standard deviation)"),
+        (LINEAR, "metrics.per_seed.1.top1", 100.5, "in [0, 100]"),
+        (LINEAR, "metrics.best_lr", 0.0, "> 0 (a learning rate)"),
+    ],
+)
+def test_a_record_with_an_impossible_value_is_not_written(
+    record: dict, path: str, value: object, must: str, tmp_path: Path
+):
+    write_record(record, tmp_path / "good")  # the record itself is possible
+    with pytest.raises(RecordError) as err:
+        write_record(changed(record, path, value), tmp_path / "bad")
+    message = str(err.value)
+    assert f"not written: {path}={value!r} is out of range: must be {must}" in message, message
+    assert "\n" not in message
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_hand_made_impossible_record_is_flagged_by_build_strict(tmp_path: Path, capsys):
+    """The issue's record (schedule -1 it) and a NaN AP, written by hand: never rendered."""
+    results = tmp_path / "results"
+    write_record(det_record(), results)
+    bad = changed(det_record(run_id="minus-one"), "protocol.schedule.iters", -1)
+    (results / "fmnist_det" / "minus-one.json").write_text(json.dumps(bad, indent=2))
+    nan = changed(det_record(run_id="nan-ap"), "metrics.box_AP", math.nan)
+    (results / "fmnist_det" / "nan-ap.json").write_text(json.dumps(nan))  # NaN: Python's JSON
+    out = tmp_path / "boards"
+    assert lb_build.main(["--results", str(results), "--out", str(out), "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert "not rendered: fmnist_det/minus-one.json: protocol.schedule.iters=-1 is out of " \
+        "range: must be >= 1" in err  # fmt: skip
+    assert "not rendered: fmnist_det/nan-ap.json: metrics.box_AP=nan is out of range" in err
+    board = (out / "fmnist_det.md").read_text()
+    assert "schedule 200 it" in board and "-1 it" not in board and "nan" not in board
+    readme = (out / "README.md").read_text()
+    assert "`fmnist_det/minus-one.json`: protocol.schedule.iters=-1" in readme
 
 
 def test_a_written_record_is_read_back_valid_and_never_replaced(tmp_path: Path):
