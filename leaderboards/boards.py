@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leaderboards.aggregate import Group, group_records
+from leaderboards.eval_split import TRAINING_NOTE, on_training_split, split_cell
 from leaderboards.markdown import Paths, marker, num, table, unique
 from leaderboards.raw_pixels import raw_pixels_section
 from leaderboards.record_set import Record
@@ -188,12 +189,13 @@ def measured_table(board: Board, groups: list[Group], details: RowPages) -> str:
     """One line per row; its ``runs`` cell links the row's detail page (records, git sha,
     hardware, dates, artifacts)."""
     headers = ["model", "method (recipe)", "backbone", "epochs", "batch", "pretrain data"]
-    headers += ["protocol", *(c.header for c in board.columns), "n seeds"]
+    headers += ["protocol", "evaluated on", *(c.header for c in board.columns), "n seeds"]
     if board.name == "linear":
         headers.append("picked lr")
     rows = []
     for g in groups:
-        row = [*config_cells(g), protocol_cell(g), *(stat_cell(g, c) for c in board.columns)]
+        row = [*config_cells(g), protocol_cell(g), split_cell(g.first)]
+        row += [stat_cell(g, c) for c in board.columns]
         row.append(str(g.n))
         if board.name == "linear":
             row.append(_best_lr(g))
@@ -272,6 +274,8 @@ def render_board(
         parts += [f"### Evaluated on {data}", ""]
         at = [g for g in groups if eval_dataset(g) == data]
         parts += [measured_table(board, at, details), ""]
+        if any(on_training_split(g.first) for g in at):
+            parts += [TRAINING_NOTE, ""]
     if board.name == "knn":
         parts += raw_pixels_section(records, details)
     if not groups:

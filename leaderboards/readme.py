@@ -35,13 +35,18 @@ HOW_TO_READ = """\
   best on a val split`) followed by a protocol id: 8 hex digits of the SHA-1 of the record's
   full `protocol`, so two rows with the same id were measured the same way. The full protocol
   is in the linked record.
+- **evaluated on** names the split the number was measured on, as the record's protocol
+  states it (`records/splits.py`): `fashion_mnist test (10000 images)`, `coco val2017`. A
+  training split (one the run fine-tuned on, or one named as such: COCO `train2017`, VOC
+  `trainval`) is in bold with "a training split": not a held-out number. `not stated`: a
+  record whose protocol does not say.
 - On the transfer, methods and sweep boards a measured row is one line: its `runs` cell
   (`n runs`) links the row's detail page in `rows/`, which lists every record behind it
-  (linked) with its seed, protocol id, full git sha, hardware (`hardware.device`), finish
-  time and wall time, the metrics of each seed, the predictions saved beside the record (its
-  `artifacts`: file, size, sha256) and the superseded runs; `date` is the day the latest of
-  them finished. The collapse-ablation board links its records, git sha and date from the
-  row itself.
+  (linked) with its seed, protocol id, evaluation split, full git sha, hardware
+  (`hardware.device`), finish time and wall time, the metrics of each seed, the predictions
+  saved beside the record (its `artifacts`: file, size, sha256) and the superseded runs;
+  `date` is the day the latest of them finished. The collapse-ablation board links its
+  records, git sha and date from the row itself.
 - The kNN board ends with a **raw pixels** row: kNN on the normalized, flattened pixels with
   the same bank, queries, k and T (`metrics.raw_pixels_top1_k20` of the kNN records), the
   baseline an encoder's features are compared with.

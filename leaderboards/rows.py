@@ -3,7 +3,8 @@
 A board row stays one line; its detail page (``rows/<board>-<a few words>-<8 hex digits>.md``,
 the digits from the SHA-1 of the row's identity, so a row keeps its page when seeds are added)
 holds what
-used to crowd the row: every record (linked), its seed, protocol id, full git sha, hardware,
+used to crowd the row: every record (linked), its seed, protocol id, the split it was
+evaluated on (``records.splits``; a training split in bold), full git sha, hardware,
 finish date and wall time, the metrics of each seed, the predictions and other artifacts the
 record lists under ``artifacts`` (path relative to the record's folder, size, sha256) and the
 superseded runs (same seed, older run; not in the numbers).
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from leaderboards.eval_split import TRAINING_NOTE, on_training_split, split_cell
 from leaderboards.markdown import Paths, marker, num, table, unique
 from leaderboards.protocols import protocol_id
 from leaderboards.record_set import Record, is_number
@@ -144,6 +146,8 @@ class RowPages:
             records_table(here, row.records),
             "",
         ]
+        if any(on_training_split(r.data) for r in row.records):
+            parts += [TRAINING_NOTE, ""]
         for task in unique(r.task for r in row.records):
             parts += [f"### Metrics per seed: {task}", ""]
             parts += [metrics_table([r for r in row.records if r.task == task]), ""]
@@ -172,13 +176,15 @@ def latest_date(records: list[Record]) -> str:
 
 
 def records_table(paths: Paths, records: list[Record]) -> str:
-    headers = ["run", "task", "seed", "protocol", "git sha", "hardware", "finished", "wall time"]
+    headers = ["run", "task", "seed", "protocol", "evaluated on", "git sha", "hardware"]
+    headers += ["finished", "wall time"]
     rows = [
         [
             f"[{r.run_id}]({paths.link(r)})",
             r.task,
             ", ".join(_seed(s) for s, _ in r.samples),
             _protocol(r.data),
+            split_cell(r.data),
             _sha(r.data),
             device(r.data),
             finished(r.data),

@@ -16,6 +16,7 @@ from hub.encoder import Encoder
 from pretrain.checkpoint import atomic_save
 from pretrain.hooks import write_encoder
 from pretrain.methods import build_method
+from records.splits import EvalSplit, evaluated_on
 from tests.conftest import tiny_config
 from transfer import run as transfer_run
 from transfer.models import ModelError, load_model
@@ -124,6 +125,8 @@ def test_knn_linear_lowshot_records(encoder_dir: Path, tiny_fmnist: Path, tmp_pa
         assert set(record) >= RECORD_FIELDS
         assert record["pretrain"]["dataset"] == "fashion_mnist"
         assert record["protocol"]["eval_crop"].startswith("whole image")
+        split = evaluated_on(record["task"], record["protocol"])  # the split, as stated
+        assert split == EvalSplit("fashion_mnist", "test", 128, training=False), record["task"]
     assert not list((tmp_path / "results").rglob("*.tmp"))  # atomic writes leave nothing behind
 
 
@@ -162,6 +165,7 @@ def test_fmnist_det_torchvision_c4_masks_and_fpn_voc(
     assert all(0.0 <= m[k] <= 100.0 for k in ("box_AP50", "voc07_AP50"))
     assert c4["protocol"]["architecture"] == "Mask R-CNN, C4"
     assert c4["protocol"]["schedule"]["iters"] == 2
+    assert evaluated_on("fmnist_det", c4["protocol"]) == EvalSplit("fmnist_det", "val", 4, False)
     (fpn,) = _run([*base, *data, "variant=fpn", "format=voc", "--short-side", "64",
                    "anchor_sizes=(8,16,32,64,128)", "fpn_channels=32"], tmp_path)  # fmt: skip
     assert fpn["protocol"]["architecture"] == "Faster R-CNN, FPN"

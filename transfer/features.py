@@ -23,6 +23,7 @@ from common.transforms import eval_transform, normalize_small
 
 FMNIST_ROOT = os.environ.get("FMNIST", "/usr/share/datasets/fashion-mnist")
 DATASETS = ("fashion_mnist", "imagefolder")
+FOLDER_SPLITS = {"train": "train", "test": "val"}  # an image folder's split -> its folder
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class DataSpec:
     root: str = FMNIST_ROOT
 
     def describe(self, split: str, n: int) -> str:
+        """``"<dataset> <split> (<n> images) from <root>"``, the split as read from disk (an
+        image folder's test split is its ``val/`` folder); ``records.splits`` reads it."""
+        if self.dataset == "imagefolder":
+            split = FOLDER_SPLITS.get(split, split)
         return f"{self.dataset} {split} ({n} images) from {self.root}"
 
 
@@ -56,8 +61,7 @@ def load_split(
     if spec.dataset == "fashion_mnist":
         return load_fashion_mnist(spec.root, split)
     if spec.dataset == "imagefolder":
-        folder_split = "train" if split == "train" else "val"
-        root = Path(spec.root) / folder_split
+        root = Path(spec.root) / FOLDER_SPLITS.get(split, "val")
         if not root.is_dir():
             raise DataError(
                 f"{root} not found; an imagefolder dataset is <root>/train/<class>/<image> and "

@@ -1,6 +1,7 @@
 """Writes the leaderboard test records in this folder: ``python make_records.py``.
 
-Realistic records of every board, in the formats of ``transfer/run_records.py`` (transfer tasks),
+Realistic records of every board (each transfer record stating its evaluation split as the
+tasks do), in the formats of ``transfer/run_records.py`` (transfer tasks),
 the sweeps (task ``pretrain``) and ``experiments/ablate.py`` (task ``ablation``): several seeds
 of one configuration, a multi-seed run, a re-run of a seed, a measured row beside a reported
 one (the SimSiam release at 100 ep / batch 256, SimSiam Table 4), a sweep of 4 batch sizes
@@ -70,12 +71,15 @@ def protocol(task: str) -> dict:
             "protocol": "fast",
             "grid": {"lrs": [0.01, 0.1, 1.0], "bn": [False, True], "epochs": 10},
             "selection": "best top-1 on a held-out 10% of the training set (seed 0)",
+            "train_split": f"fashion_mnist train (60000 images) from {FMNIST}",
+            "test_split": f"fashion_mnist test (10000 images) from {FMNIST}",
         }
     if task == "lowshot":
         return {
             **base,
             "subsets": {"1pct": {"size": 600}, "10pct": {"size": 6000}},
             "selection": "best top-1 on a held-out 10% of the subset",
+            "test_split": f"fashion_mnist test (10000 images) from {FMNIST}",
         }
     det = {"fmnist_det": ("C4", 200, 1000, 200), "voc_det": ("C4", 24000, 16551, 4952)}
     arch, iters, n_train, n_test = det.get(task, ("C4", 90000, 118287, 5000))
@@ -86,8 +90,19 @@ def protocol(task: str) -> dict:
         | {"iters": iters},
         "train_images": n_train,
         "test_images": n_test,
-        "dataset": {"name": task, "format": "voc" if task == "voc_det" else "coco"},
+        "dataset": {"name": task, "format": "voc" if task == "voc_det" else "coco"}
+        | DET_SPLITS[task],
     }
+
+
+DET_SPLITS = {  # the splits each detection task trains and evaluates on
+    "fmnist_det": {
+        "train": "train (Fashion-MNIST train items)",
+        "test": "val (Fashion-MNIST test items)",
+    },
+    "voc_det": {"train": ["voc_2007_trainval", "voc_2012_trainval"], "test": "voc_2007_test"},
+    "coco_det": {"train": "train2017", "test": "val2017"},
+}
 
 
 def metrics(task: str, level: float) -> dict:
@@ -311,6 +326,8 @@ def all_records() -> list[tuple[str, dict]]:
     )
     rec["model"] = {"id": "simsiam_resnet50_100ep_bs256", "revision": None, "kind": "hub"}
     rec["protocol"]["dataset"] = "imagenet"
+    rec["protocol"]["train_split"] = "imagenet train (1281167 images) from /data/imagenet"
+    rec["protocol"]["test_split"] = "imagenet val (50000 images) from /data/imagenet"
     rec["run_id"] = rec["run_id"].replace("simsiam-s0", "simsiam_r50-s0")
     out.append((f"linear/{rec['run_id']}.json", rec))
     # Low-shot, detection (fmnist_det for three methods and random init; VOC; COCO with masks).
