@@ -317,14 +317,14 @@ def test_num_classes_come_from_the_dataset(d2, r50, trees, tmp_path) -> None:
 def test_an_encoder_that_does_not_fit_r50_is_refused_before_training(d2, trees, tmp_path):
     """Defect 6: the Fashion-MNIST ResNet-18 (width 16, 1-channel 3x3 stem) had every tensor
     skipped for its shape and trained from random init, the record silent."""
-    from transfer.detection.engine_detectron2 import EncoderMismatch
+    from common.errors import UserError
     from transfer.models import load_model
 
     spec = BackboneSpec("resnet18", in_chans=1, width=16, stem="small")
     ssl = {"method": "simsiam", "dataset": "fashion_mnist", "epochs": 1, "batch_size": 256}
     model = load_model(str(_encoder_dir(tmp_path / "fmnist_r18", spec, ssl)))
     run = observe("voc", model, trees["voc"], tmp_path / "work")
-    assert isinstance(run.error, EncoderMismatch), run.error
+    assert isinstance(run.error, UserError), run.error  # refused: `error:` + exit 2
     message = str(run.error)
     assert "\n" not in message  # one `error:` line through the CLI
     # a one-channel encoder gets a one-channel R50 (gray input); the 3x3 width-16 stem misfits
