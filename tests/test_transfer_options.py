@@ -13,11 +13,10 @@ import torch
 
 from hub.backbones import BackboneSpec
 from hub.encoder import Encoder
-from transfer import option_rules, tasks
 from transfer import run as transfer_run
+from transfer import tasks
 from transfer.models import load_model
-from transfer.option_rules import FREE_TEXT, RULES, OptionError, needs_rule
-from transfer.tasks import RunContext
+from transfer.tasks import OptionError, RunContext
 
 TINY_SPEC = BackboneSpec(in_chans=1, width=8, stem="small", stem_stride=2, zero_init_residual=False)
 
@@ -40,6 +39,9 @@ def cli(argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
 
 @pytest.mark.parametrize("task", tasks.MODULES)
 def test_every_option_has_a_rule_and_every_default_passes_it(task: str) -> None:
+    from transfer import option_rules
+    from transfer.option_rules import FREE_TEXT, RULES, needs_rule
+
     options = tasks.get(task).Options
     fields = dataclasses.fields(options)
     known = set(RULES[task]) | set(FREE_TEXT[task])
