@@ -12,7 +12,7 @@ from typing import Any
 
 from records.errors import RecordError
 from records.tasks import KNOWN_TASKS, get, is_number
-from records.values import check_values
+from records.values import check_ablation_values, check_values
 from records.verdict import OUTCOMES
 
 ABLATION_STRINGS = ("method", "variant", "expect")
@@ -124,6 +124,7 @@ def _check_ablation(data: dict) -> None:
         _optional(data, key, str, "a string")
     for key in ("steps", "batch_size"):
         _optional(data, key, int, "an int")
+    check_ablation_values(data)
     _optional(data, "knn_protocol", dict, "an object")
     _optional(data, "not_reproduced_because", list, "a list of strings")
     _check_verdict(data.get("verdict"))

@@ -78,6 +78,14 @@ RUN_RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
+# a collapse-ablation record (experiments/ablate.py): its length; its curve may hold NaN (a
+# collapsed run's readings), recorded as measured
+ABLATION_RULES: tuple[tuple[str, Rule], ...] = (
+    ("steps", COUNT),
+    ("batch_size", COUNT),
+)
+
+
 def leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
     """Every number under ``value`` with its dotted path (booleans are not numbers)."""
     if isinstance(value, dict):
@@ -96,6 +104,15 @@ def rule_for(path: str, rules: tuple[tuple[str, Rule], ...]) -> Rule:
         if fnmatchcase(path, pattern):
             return rule
     return finite()
+
+
+def check_ablation_values(data: dict[str, Any]) -> None:
+    """Raise RecordError for an impossible length of a collapse-ablation record."""
+    for path, rule in ABLATION_RULES:
+        value = data.get(path)
+        problem = rule.problem(path, value) if is_number(value) else None
+        if problem:
+            raise RecordError(problem)
 
 
 def check_values(data: dict[str, Any], transfer: bool) -> None:

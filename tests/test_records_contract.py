@@ -23,7 +23,7 @@ from leaderboards.boards import TRANSFER_BOARDS
 from leaderboards.record_set import read_records
 from records.errors import RecordError, RecordExistsError
 from records.tasks import KNOWN_TASKS, TASKS, TRANSFER_TASKS, canonical_metrics
-from records.write import write_record
+from records.write import write_record, write_record_at
 from transfer import run as transfer_run
 from transfer import tasks as transfer_tasks
 from transfer.detection.voc import write_annotation
@@ -188,6 +188,18 @@ def test_a_record_with_an_impossible_value_is_not_written(
     assert f"not written: {path}={value!r} is out of range: must be {must}" in message, message
     assert "\n" not in message
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(("key", "value"), [("steps", 0), ("steps", -300), ("batch_size", 0)])
+def test_an_ablation_record_of_an_impossible_length_is_not_written(
+    key: str, value: int, tmp_path: Path
+):
+    fixture = ROOT / "tests/data/leaderboard_records/ablation/simsiam-simsiam-seed0.json"
+    record = json.loads(fixture.read_text())
+    write_record_at(tmp_path / "good.json", record)
+    with pytest.raises(RecordError, match=rf"not written: {key}={value} is out of range: must"):
+        write_record_at(tmp_path / "bad.json", {**record, key: value})
+    assert not (tmp_path / "bad.json").exists()
 
 
 def test_a_hand_made_impossible_record_is_flagged_by_build_strict(tmp_path: Path, capsys):
