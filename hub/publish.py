@@ -36,6 +36,7 @@ from common.cli import clear_position, make_parser, note_position, run_cli
 from common.errors import UserError
 from common.files import atomic_write_bytes, atomic_write_text
 from hub.card import model_card
+from hub.card_results import attach_records, summary_result
 from hub.encoder import Encoder
 from hub.importer import (
     METHOD_UNKNOWN,
@@ -74,36 +75,6 @@ def find_checkpoint(source: Path) -> Path:
     return ckpt
 
 
-def result_records(results_dir: Path, ids: set[str]) -> list[dict[str, Any]]:
-    """Transfer results from result records (``leaderboards/results/**/*.json``) about ``ids``.
-
-    A record names its model by ``model_id``, ``model`` (a string) or ``model.id``.
-    """
-    found = []
-    for path in sorted(results_dir.glob("**/*.json")) if results_dir.is_dir() else []:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not isinstance(record, dict):  # e.g. a run's saved detections, beside its record
-            continue
-        model = record.get("model")
-        names = {record.get("model_id"), model if isinstance(model, str) else None}
-        if isinstance(model, dict):
-            names.add(model.get("id"))
-        if names & ids:
-            found.append(
-                {
-                    "task": record.get("task", path.parent.name),
-                    "metrics": record.get("metrics", {}),
-                    "protocol": record.get("protocol", {}),
-                    "source": f"measured, {path.relative_to(results_dir)}",
-                    "record": f"{RECORDS}/{path.relative_to(results_dir).as_posix()}",
-                }
-            )
-    return found
-
-
 def run_results(run_dir: Path | None) -> list[dict[str, Any]]:
     """The main job's kNN evaluation from ``summary.json``, when the run made one."""
     summary = run_dir / "summary.json" if run_dir else None
@@ -112,15 +83,7 @@ def run_results(run_dir: Path | None) -> list[dict[str, Any]]:
     report = json.loads(summary.read_text()).get("knn_eval")
     if not report:
         return []
-    return [
-        {
-            "task": "fashion_mnist knn",
-            "metrics": {"top1": round(report["knn_top1"]["trained"], 2)},
-            "protocol": report["protocol"],
-            "source": "measured, summary.json of the run",
-            "record": f"{RECORDS}/{SUMMARY}",
-        }
-    ]
+    return [summary_result(report, f"{RECORDS}/{SUMMARY}")]  # with its same-run baselines
 
 
 def build_encoder(
@@ -137,11 +100,11 @@ def build_encoder(
     ckpt = find_checkpoint(source)
     run_dir = ckpt.parents[1] if ckpt.parent.name == "checkpoints" else None
     content = read_training_checkpoint(ckpt)
-    ids = {str(source), str(source.resolve()), source.name} | ({repo_id} if repo_id else set())
-    results = run_results(run_dir) + result_records(results_dir, ids)
-    return encoder_from_training(
-        content, repo_id, results, name, method=method, network=network, origin=ckpt.name
-    )
+    encoder, row = encoder_from_training(
+        content, repo_id, run_results(run_dir), name, method=method, network=network,
+        origin=ckpt.name,
+    )  # fmt: skip
+    return encoder, attach_records(encoder, row, results_dir, RECORDS)  # by weights, not name
 
 
 def encoder_from_training(
