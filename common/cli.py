@@ -50,8 +50,14 @@ def make_parser(doc: str | None, **kwargs: Any) -> argparse.ArgumentParser:
     )
 
 
-def run_cli(main: Callable[[], Any], resume_hint: str = "re-run the same command to resume") -> Any:
-    """Run ``main`` with the project's error path; exits on a known error or Ctrl-C."""
+def run_cli(
+    main: Callable[[], Any],
+    resume_hint: str | Callable[[], str] = "re-run the same command to resume",
+) -> Any:
+    """Run ``main`` with the project's error path; exits on a known error or Ctrl-C.
+
+    ``resume_hint`` may be a function, asked after the interruption (what was saved by then:
+    pretraining's checkpoint of the last completed step)."""
     try:
         return main()
     except UserError as e:
@@ -59,5 +65,6 @@ def run_cli(main: Callable[[], Any], resume_hint: str = "re-run the same command
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         where = f" at {_position[0]}" if _position else ""
-        print(f"\ninterrupted{where}; {resume_hint}", file=sys.stderr)
+        hint = resume_hint() if callable(resume_hint) else resume_hint
+        print(f"\ninterrupted{where}; {hint}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

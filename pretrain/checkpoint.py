@@ -20,13 +20,13 @@ config change on resume; ``append_event`` / ``read_events``).
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import pickle
 import random
 import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -148,42 +148,118 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
     return ckpt
 
 
-# Method keys that change the objective or the target's dynamics, not the parameter shapes.
-NOT_ARCHITECTURE = {
-    "stop_grad",
-    "loss",
-    "symmetric_predictor",
-    "mirror",
-    "momentum_base",
-    "momentum_schedule",
-    "temperature",
-}
+@functools.lru_cache(maxsize=32)
+def _shapes(config_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    from pretrain.config import from_dict
+    from pretrain.methods import build_method
+
+    cfg = from_dict(json.loads(config_json))
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            model = build_method(cfg)
+    except NotImplementedError:  # a builder reads a value back (DINO's drop-path rates)
+        with torch.random.fork_rng(devices=[]):  # the run's RNG stays as it was
+            model = build_method(cfg)
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
-def architecture_of(config: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a config that decide the parameter shapes (missing keys: their defaults)."""
-    from hub.backbones import BackboneSpec
-    from pretrain.config import MethodConfig
+def architecture_of(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """What a config's weights look like: the state-dict keys and shapes of the method it
+    builds (``pretrain.methods.build_method``, on the meta device; missing keys: their
+    defaults). Two configs are the same architecture when these are equal, whatever else
+    differs (DINO's temperatures and clipping, SimSiam's loss switches, ...)."""
+    return dict(_shapes(json.dumps(config, sort_keys=True)))
 
-    model = {**asdict(BackboneSpec()), **config["model"]}
-    method = {**asdict(MethodConfig()), **config["method"]}
-    method = {k: v for k, v in method.items() if k not in NOT_ARCHITECTURE}
-    return {"model": model, "method": method}
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _with(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(config))
+    node = out
+    *sections, last = dotted.split(".")
+    for part in sections:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return out
+
+
+def _normalized(config: dict[str, Any], what: str) -> dict[str, Any]:
+    """The config with every key (missing ones: their defaults), as a checkpoint stores it."""
+    from pretrain.config import ConfigError, from_dict
+
+    try:
+        return from_dict(config).to_dict()
+    except ConfigError as e:
+        raise CheckpointError(f"{what} no longer loads as a config: {e}") from e
 
 
 def check_architecture(stored: dict[str, Any], config: dict[str, Any], path: Path) -> None:
-    """Raise a CheckpointError naming every shape-deciding key the two configs disagree on."""
-    theirs, ours = architecture_of(stored), architecture_of(config)
-    if theirs != ours:
-        diff = [
-            f"{section}.{k}: checkpoint {theirs[section].get(k)!r}, config {ours[section].get(k)!r}"
-            for section in ours
-            for k in sorted(set(ours[section]) | set(theirs[section]))
-            if ours[section].get(k) != theirs[section].get(k)
-        ]
+    """Raise a CheckpointError when the two configs build weights of other names or shapes,
+    naming each config key whose change alone reshapes them (all differing keys if none
+    does alone). Keys that shape nothing (DINO's temperatures, clip_grad ...) pass here; what
+    a resumed run may change is ``pretrain.resume.RESUME_MUTABLE``'s to say."""
+    theirs = _normalized(stored, f"the config stored in {path}")
+    ours = _normalized(config, "the config")
+    flat_theirs, flat_ours = _flat(theirs), _flat(ours)
+    differing = sorted(k for k in flat_ours if flat_ours[k] != flat_theirs.get(k))
+    if not differing:
+        return
+    shapes = architecture_of(ours)  # a config its method refuses: that ConfigError
+    try:
+        stored_shapes = architecture_of(theirs)
+    except Exception as e:
         raise CheckpointError(
-            f"checkpoint {path} was made for another architecture ({'; '.join(diff)}); "
-            "use a new run directory, or the recipe that made it"
+            f"the config stored in {path} no longer builds its method ({e}); use a new run "
+            "directory"
+        ) from e
+    if stored_shapes == shapes:
+        return
+
+    def reshapes(key: str) -> bool:
+        try:
+            return architecture_of(_with(ours, key, flat_theirs[key])) != shapes
+        except Exception:  # the method refuses that value beside ours: it may be the one
+            return True
+
+    named = [k for k in differing if reshapes(k)] or differing
+    diff = [f"{k}: checkpoint {flat_theirs[k]!r}, config {flat_ours[k]!r}" for k in named]
+    raise CheckpointError(
+        f"checkpoint {path} was made for another architecture ({'; '.join(diff)}); "
+        "use a new run directory, or the recipe that made it"
+    )
+
+
+def check_same_run(run_dir: Path, ckpt_config: dict[str, Any], path: Path) -> None:
+    """Refuse a ``last.pt`` whose config disagrees with the run directory's ``config.json``
+    beyond what a resume may change and log (``pretrain.resume.RESUME_MUTABLE``): a
+    checkpoint of another run, dropped or copied here. Resuming it would train the
+    checkpoint's config and leave config.json saying another (the directory inconsistent)."""
+    from pretrain.resume import RESUME_MUTABLE
+
+    json_path = run_dir / CONFIG_JSON
+    if not json_path.is_file():
+        return
+    run = _flat(_normalized(_read_config_json(json_path), str(json_path)))
+    ckpt = _flat(_normalized(ckpt_config, f"the config stored in {path}"))
+    differing = [
+        k for k in run if run[k] != ckpt.get(k) and k not in RESUME_MUTABLE
+    ]  # keys in the config's order
+    if differing:
+        listed = "; ".join(
+            f"{k}: {CONFIG_JSON} {run[k]!r}, checkpoint {ckpt.get(k)!r}" for k in differing
+        )
+        raise CheckpointError(
+            f"{path} is not this run's checkpoint: its config disagrees with {json_path} "
+            f"({listed}); move the checkpoint back to its own run directory, or start a "
+            "new --run-dir"
         )
 
 
@@ -198,22 +274,26 @@ def load_checkpoint(path: Path, model: nn.Module, config: dict[str, Any]) -> dic
 # ---------------------------------------------------------------------------- the run directory
 
 
+def _read_config_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(
+            f"cannot read {path} ({e}); restore it, or start a new run directory"
+        ) from e
+
+
 def stored_config(run_dir: str | Path) -> dict[str, Any] | None:
-    """The config a run directory was started with: its checkpoint's, else its config.json;
-    None for a new run directory."""
+    """The config a run directory was started with: its checkpoint's (after checking that it
+    is this run's: ``check_same_run``), else its config.json; None for a new run directory."""
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / LAST
     if ckpt.is_file():
-        return read_checkpoint(ckpt, mmap=True)["config"]
+        config = read_checkpoint(ckpt, mmap=True)["config"]
+        check_same_run(run_dir, config, ckpt)
+        return config
     path = run_dir / CONFIG_JSON
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise CheckpointError(
-                f"cannot read {path} ({e}); restore it, or start a new run directory"
-            ) from e
-    return None
+    return _read_config_json(path) if path.is_file() else None
 
 
 def append_event(run_dir: str | Path, **row: Any) -> None:

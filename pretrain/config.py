@@ -23,75 +23,76 @@ from typing import Any
 from common.overrides import parse_value, split_override
 from hub.backbones import BackboneSpec
 from pretrain.config_rules import RULES, ConfigError
+from pretrain.recipe_index import DEFAULT_RECIPE, RECIPES_DIR, available_recipes
 from records.verdict import Z_COLLAPSED_BELOW
 
-RECIPES_DIR = Path(__file__).parent / "recipes"
-DEFAULT_RECIPE = "simsiam_resnet18_fmnist"
+# Each field's comment is its meaning: ``pretrain/run.py --list-keys`` prints it (a field with no
+# comment of its own takes the comment lines right above it; pretrain.config_keys).
 
 
 @dataclass
 class MethodConfig:
-    name: str = "simsiam"
-    proj_dim: int = 2048  # projector output d (SimSiam §3: 2048)
+    name: str = "simsiam"  # the method (pretrain/methods/): simsiam, byol, mocov3 or dino
+    proj_dim: int = 2048  # projector output d (SimSiam §3: 2048; DINO: the head's bottleneck)
     proj_hidden_dim: int = 2048  # projector hidden width (SimSiam §3: 2048)
-    proj_layers: int = 3  # SimSiam §3: 3 fc layers
+    proj_layers: int = 3  # projector depth in fc layers (SimSiam §3: 3)
     pred_hidden_dim: int = 512  # predictor bottleneck (SimSiam §3: 512)
-    stop_grad: bool = True  # SimSiam §4.1 / Fig. 2
+    stop_grad: bool = True  # stop-gradient on the target branch (SimSiam §4.1 / Fig. 2)
     # Ablation switches (pretrain/methods/*.py docstrings cite each one's source):
     predictor: str = "mlp"  # "mlp", "none", "fixed_random", "linear", "bias" (SimSiam Table 1)
     loss: str = "symmetric"  # "symmetric", "asymmetric", "asymmetric_2x" (SimSiam §4.6)
     bn: str = (
-        "default"  # "default" (the method's paper), "none", "hidden", "hidden_proj_out", "all"
+        "default"  # BN layout of the heads: "default" (the method's paper), "none", "hidden", ...
     )
     symmetric_predictor: bool = False  # predictor on both branches (Zhang et al. 2022)
     mirror: bool = False  # stop-gradient on the predictor's input, not the target (Zhang et al.)
     target_refresh_steps: int = 0  # SimSiam §5 k-step alternation; 0: the live target (k = 1)
     # EMA target (BYOL, MoCo v3): m = 1 - (1 - momentum_base)(cos(pi k/K) + 1)/2 per step k.
-    momentum_base: float = 0.996  # BYOL tau_base; 1.0 = a fixed random target (Table 5a)
+    momentum_base: float = 0.996  # EMA target momentum (BYOL tau_base); 1.0 = a fixed target
     momentum_schedule: str = "cosine"  # "cosine" (to 1) or "constant" (tau_base every step)
     temperature: float = 1.0  # MoCo v3 InfoNCE tau (ResNet 1.0, ViT 0.2)
     # DINO (Caron et al. 2021; methods/dino.py, docs/recipes.md): proj_hidden_dim, proj_dim and
     # proj_layers are its head's MLP (2048, bottleneck 256, 3 layers), then K prototypes.
-    out_dim: int = 65536  # K (repository --out_dim)
-    norm_last_layer: bool = True  # weight-normed last layer, its norm fixed at 1 (repository)
-    head_bn: bool = False  # BN in the head's MLP (repository --use_bn_in_head)
-    student_temp: float = 0.1  # tau_s (§3.1, §3.2)
-    teacher_temp: float = 0.07  # tau_t after its warmup (§3.2; repository default 0.04)
-    warmup_teacher_temp: float = 0.04  # tau_t at epoch 0 (§3.2)
-    warmup_teacher_temp_epochs: int = 30  # linear warmup of tau_t (§3.2; repository default 0)
-    center_momentum: float = 0.9  # m of the center's EMA (§3.1, Eq. 4)
-    freeze_last_layer_epochs: float = 1.0  # last layer not updated (repository)
-    clip_grad: float = 3.0  # per-parameter gradient-norm clip, 0 disables (repository)
-    drop_path_rate: float = 0.0  # the student ViT's stochastic depth (repository 0.1)
+    out_dim: int = 65536  # DINO's K: prototypes in the head's last layer (repository --out_dim)
+    norm_last_layer: bool = True  # DINO: weight-normed last layer, norm fixed at 1 (repository)
+    head_bn: bool = False  # DINO: BN in the head's MLP (repository --use_bn_in_head)
+    student_temp: float = 0.1  # DINO's student temperature tau_s (§3.1, §3.2)
+    teacher_temp: float = 0.07  # DINO's tau_t after its warmup (§3.2; repository default 0.04)
+    warmup_teacher_temp: float = 0.04  # DINO's tau_t at epoch 0 (§3.2)
+    warmup_teacher_temp_epochs: int = 30  # epochs of tau_t's linear warmup (§3.2; repo 0)
+    center_momentum: float = 0.9  # DINO: momentum of the center's EMA (§3.1, Eq. 4)
+    freeze_last_layer_epochs: float = 1.0  # DINO: epochs the last layer is not updated (repo)
+    clip_grad: float = 3.0  # DINO: per-parameter gradient-norm clip, 0 disables (repository)
+    drop_path_rate: float = 0.0  # DINO: the student ViT's stochastic depth (repository 0.1)
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "fashion_mnist"  # "fashion_mnist" or "imagefolder"
-    root: str = "/usr/share/datasets/fashion-mnist"
+    dataset: str = "fashion_mnist"  # "fashion_mnist" (IDX files) or "imagefolder"
+    root: str = "/usr/share/datasets/fashion-mnist"  # the dataset's folder (--data sets it)
     augment: str = "small"  # "small" / "small_byol" (in-memory gray) or "mocov2" / "byol" (PIL)
-    img_size: int = 28
-    crop_min_scale: float = 0.2  # MoCo v2 RandomResizedCrop scale (0.2, 1)
-    num_workers: int = 1
+    img_size: int = 28  # training crop side in pixels (DINO: the global crops')
+    crop_min_scale: float = 0.2  # smallest crop area fraction (MoCo v2 RandomResizedCrop 0.2)
+    num_workers: int = 1  # DataLoader worker processes (capped at the CPUs available)
     val_root: str = ""  # ImageFolder only: labelled split for the kNN monitor
     # Multi-crop (DINO §3.1; pretrain/multicrop.py), with augment "dino" (PIL) / "small_dino":
     # 2 global crops (img_size, scale crop_min_scale-1) + local_crops local ones.
-    local_crops: int = 0
-    local_img_size: int = 96
-    local_crop_min_scale: float = 0.05
-    local_crop_max_scale: float = 0.4
+    local_crops: int = 0  # DINO's local crops per image besides the 2 global ones (§3.1)
+    local_img_size: int = 96  # side of DINO's local crops in pixels (§3.1: 96)
+    local_crop_min_scale: float = 0.05  # smallest area fraction of a local crop (repo 0.05)
+    local_crop_max_scale: float = 0.4  # largest area fraction of a local crop (repo 0.4)
 
 
 @dataclass
 class OptimConfig:
     name: str = "sgd"  # "sgd", "lars" (BYOL, MoCo v3 ResNet) or "adamw" (MoCo v3 ViT)
-    base_lr: float = 0.05  # SimSiam §4: lr = 0.05 × batch / 256
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    base_lr: float = 0.05  # lr per 256 images: lr = base_lr × batch / 256 (SimSiam §4)
+    momentum: float = 0.9  # SGD / LARS momentum
+    weight_decay: float = 1e-4  # weight decay (SimSiam §4: 1e-4)
     weight_decay_end: float | None = None  # set: cosine from weight_decay to this per step
     exclude_bias_norm: bool = False  # biases and norm params (1-D): no weight decay, no LARS
     lars_eta: float = 1e-3  # LARS trust coefficient (BYOL App. C: 1e-3)
-    fix_pred_lr: bool = True  # SimSiam Table 1 / repository --fix-pred-lr
+    fix_pred_lr: bool = True  # predictor keeps the initial lr (SimSiam Table 1, --fix-pred-lr)
     # The predictor's lr = this × the encoder's, under every schedule (Su 2020; Tian et al.,
     # ICML 2021: the predictor must adapt faster than the encoder). 1: the papers' recipe.
     pred_lr_mult: float = 1.0
@@ -101,8 +102,8 @@ class OptimConfig:
     warmup_epochs: float = 0.0  # linear warmup from 0 (BYOL, MoCo v3: 10 epochs)
     # SimSiam §4.2 / Table 2: no warmup, but 10 epochs of it for batches >= 1024. 0: no rule.
     large_batch: int = 0
-    large_batch_warmup_epochs: float = 0.0
-    schedule: str = "cosine"  # "cosine" or "constant"
+    large_batch_warmup_epochs: float = 0.0  # the warmup of a batch >= large_batch (SimSiam: 10)
+    schedule: str = "cosine"  # lr schedule after the warmup: "cosine" or "constant"
     per_step: bool = False  # repository decays per epoch; True decays every step
 
 
@@ -113,16 +114,16 @@ class TrainConfig:
     # whose gradients add up before the step (for a batch that does not fit). BN statistics and
     # MoCo v3's in-batch negatives then come from a chunk, not the whole batch: it is recorded.
     accum_steps: int = 1
-    epochs: float = 100.0
+    epochs: float = 100.0  # the schedules' length in epochs (fractions allowed)
     max_steps: int = 0  # > 0 stops early at this step (the schedule still spans `epochs`)
-    seed: int = 0
+    seed: int = 0  # weights, data order and augmentation (keyed by step: resumes exactly)
     device: str = "auto"  # "auto", "cpu" or "cuda"
     precision: str = "auto"  # "auto" (bf16 on CUDA), "bf16", "fp32"
-    channels_last: bool = True
+    channels_last: bool = True  # NHWC memory format (faster convolutions on most devices)
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
-    log_every: int = 50
-    ckpt_every: int = 500
-    deterministic: bool = False
+    log_every: int = 50  # a metrics.jsonl row every N steps (and at every monitor point)
+    ckpt_every: int = 500  # checkpoints/last.pt every N steps; 0: at the end (and on Ctrl-C)
+    deterministic: bool = False  # torch's deterministic algorithms (bitwise repeatable runs)
     sync_bn: bool = True  # with > 1 process: SyncBN over the global batch (SimSiam §4, MoCo v3)
 
 
@@ -132,21 +133,21 @@ class MonitorConfig:
     knn_every_epochs: float = 1.0  # kNN monitor period; 0 disables
     knn_bank: int = 10000  # labelled images in the monitor's bank
     knn_queries: int = 2000  # held-out labelled images queried
-    knn_k: int = 20
-    knn_t: float = 0.07
+    knn_k: int = 20  # the monitor's kNN neighbours
+    knn_t: float = 0.07  # the monitor's kNN vote temperature (exp(sim / t))
     collapse_threshold: float = Z_COLLAPSED_BELOW  # z-std × √d below this: collapsed
 
 
 @dataclass
 class EvalConfig:
     final_knn: bool = True  # after training: full kNN vs random init and raw pixels
-    knn_k: int = 20
-    knn_t: float = 0.07
+    knn_k: int = 20  # the final report's kNN neighbours (Wu et al. 2018: 200; small data: 20)
+    knn_t: float = 0.07  # the final report's kNN vote temperature (exp(sim / t))
 
 
 @dataclass
 class Config:
-    recipe: str = DEFAULT_RECIPE
+    recipe: str = DEFAULT_RECIPE  # the recipe's name (pretrain/recipes/<name>.toml)
     model: BackboneSpec = field(default_factory=BackboneSpec)
     method: MethodConfig = field(default_factory=MethodConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -180,10 +181,6 @@ def check_batch_split(batch_size: int, world_size: int) -> None:
             f"train.batch_size={batch_size} is out of range for {world_size} processes: must be "
             f"a multiple of {world_size} (the global batch splits evenly over the processes)"
         )
-
-
-def available_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
 
 
 def load_config(recipe: str = DEFAULT_RECIPE, overrides: list[str] | None = None) -> Config:

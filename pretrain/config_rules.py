@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import UserError
-from hub.backbones import STEMS
 
 
 class ConfigError(UserError, ValueError):
@@ -94,6 +93,12 @@ def _methods() -> list[str]:
     return sorted(METHODS)
 
 
+def _stems() -> tuple[str, ...]:
+    from hub.backbones import STEMS  # imports torch and timm: looked up when checked
+
+    return STEMS
+
+
 def _backbones() -> list[str]:
     from hub.backbones import available
 
@@ -130,7 +135,7 @@ RULES: dict[str, Rule] = {
     "model.name": Rule(choices=_backbones),
     "model.in_chans": one_of(1, 3, note="grayscale or RGB"),
     "model.width": at_least(1),
-    "model.stem": one_of(*STEMS),
+    "model.stem": Rule(choices=_stems),
     "model.stem_stride": one_of(1, 2),
     "model.img_size": at_least(8),
     "model.num_heads": at_least(0, "0 keeps timm's default"),

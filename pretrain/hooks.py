@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,10 @@ class Hook:
 
     def on_error(self, trainer: Trainer) -> None:
         """The loop stopped early (Ctrl-C, an error): release what the hook holds."""
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Ctrl-C stopped the loop between two iterations (after ``on_error``): the state is
+        that of the last completed step."""
 
 
 class CollapseMonitor(Hook):
@@ -167,8 +172,9 @@ class MetricsLog(Hook):
 
     def before_train(self, trainer: Trainer) -> None:
         self.path = trainer.run_dir / "metrics.jsonl"
-        if trainer.resumed_from is not None and self.path.exists():
-            self._truncate_after(trainer.resumed_from)
+        if self.path.exists():  # from step 0 again (no checkpoint): every row is redone
+            start = trainer.resumed_from if trainer.resumed_from is not None else -1
+            self._truncate_after(start)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -179,9 +185,20 @@ class MetricsLog(Hook):
             self._write(trainer.metrics)
 
     def _truncate_after(self, step: int) -> None:
-        """Drop rows a crashed run logged after its last checkpoint; they will be redone."""
+        """Drop the rows an earlier attempt logged after ``step`` (its checkpoint's), which
+        this one redoes, and a last row cut short by a kill; the file is replaced atomically
+        (``common.files``), so a crash here leaves the old one."""
         rows = [r for r in self.path.read_text().splitlines() if r.strip()]
-        kept = [r for r in rows if json.loads(r)["step"] <= step]
+        kept = []
+        for i, row in enumerate(rows):
+            try:
+                parsed = json.loads(row)
+            except ValueError:
+                if i == len(rows) - 1:
+                    break  # written when the process was killed: the step is redone
+                raise ValueError(f"{self.path}: line {i + 1} is not a JSON row") from None
+            if parsed["step"] <= step:
+                kept.append(row)
         atomic_write_text(self.path, "".join(r + "\n" for r in kept))
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
@@ -247,19 +264,26 @@ class ProgressBar(Hook):
 
 
 class Checkpointer(Hook):
-    """Atomic ``checkpoints/last.pt`` every ``train.ckpt_every`` steps and at the end, each
-    with the hub encoder folder beside it (``write_encoder``), so a killed run has one too."""
+    """Atomic ``checkpoints/last.pt`` every ``train.ckpt_every`` steps, at the end, and on
+    Ctrl-C (the last completed step, unless saved already), each with the hub encoder folder
+    beside it (``write_encoder``), so a killed run has one too."""
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         every = trainer.cfg.train.ckpt_every
         if (every and trainer.step % every == 0) or trainer.step == trainer.total_steps:
             self.save(trainer)
 
+    def on_interrupt(self, trainer: Trainer) -> None:
+        if trainer.step > 0 and trainer.saved_step != trainer.step:
+            path = self.save(trainer)
+            tqdm.write(f"saved {path} at step {trainer.step}", file=sys.stderr)
+
     @staticmethod
     def save(trainer: Trainer) -> Path:
         path = trainer.ckpt_dir / LAST
         state = trainer.state_dict()
         atomic_save(state, path)
+        trainer.saved_step = trainer.step
         write_encoder(state, trainer.run_dir)
         return path
 

@@ -9,21 +9,25 @@ starts from that stored config; a checkpointed run may then change only the keys
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pretrain.config import (
-    DEFAULT_RECIPE,
-    Config,
-    ConfigError,
-    from_dict,
-    load_config,
-    with_overrides,
-)
+from pretrain.config_rules import ConfigError
+from pretrain.recipe_index import DEFAULT_RECIPE
+
+if TYPE_CHECKING:
+    from pretrain.config import Config
+
+# This module imports no torch: ``pretrain/run.py --help`` lists RESUME_MUTABLE (pretrain.config,
+# which builds on hub.backbones and so on torch and timm, is imported where it is used).
 
 # What an override may change when a run directory that holds a checkpoint is resumed, and
 # why each is safe: none touches the weights, the optimizer state, or what the remaining
 # batches hold (seed, batch size, augmentation, data set, model, method and optimizer stay
-# as the run began; change those in a new run directory).
+# as the run began; change those in a new run directory). DINO's four are what its authors
+# change when restarting a run that does not learn (main_dino.py's --teacher_temp,
+# --warmup_teacher_temp, --freeze_last_layer and --clip_grad help; their restart keeps the
+# weights and takes the new arguments): they change the remaining steps, so each change is
+# logged in job_events.jsonl and listed in summary.json's config_changes.
 RESUME_MUTABLE: dict[str, str] = {
     "train.epochs": "extend only: the lr and EMA-momentum schedules stretch to the new length",
     "train.max_steps": "where training stops; the schedules still span train.epochs",
@@ -38,6 +42,13 @@ RESUME_MUTABLE: dict[str, str] = {
     "eval.final_knn": "the report after training",
     "eval.knn_k": "the report after training",
     "eval.knn_t": "the report after training",
+    "method.teacher_temp": "DINO's tau_t from the next step on (repository: lower it if the "
+    "loss does not fall)",
+    "method.warmup_teacher_temp": "DINO's tau_t warm-up start, from the next step on",
+    "method.freeze_last_layer_epochs": "DINO: how long the last layer stays frozen "
+    "(repository: raise it if the loss does not fall)",
+    "method.clip_grad": "DINO's gradient clipping from the next step on (repository: "
+    "0.3-1.0 helps large ViTs)",
 }
 
 
@@ -64,6 +75,8 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_changes(stored: dict[str, Any], cfg: Config) -> list[Change]:
     """The values ``cfg`` changes relative to a stored config (missing keys: their defaults)."""
+    from pretrain.config import from_dict
+
     try:
         old = flatten(from_dict(stored).to_dict())
     except ConfigError as e:
@@ -94,6 +107,8 @@ def resume_config(
     stored: dict[str, Any], overrides: list[str] | None = None, recipe: str | None = None
 ) -> Config:
     """A stored run's config with ``overrides``; ``recipe``, when given, must be the run's."""
+    from pretrain.config import load_config, with_overrides
+
     if recipe is not None:
         given, theirs = load_config(recipe).recipe, stored.get("recipe", DEFAULT_RECIPE)
         if given != theirs:

@@ -19,9 +19,14 @@ augmentation, data set) is refused: start a new --run-dir for it. ``--recipe``, 
 resume, must be the run's. Each accepted change is appended to DIR/job_events.jsonl (time,
 step, key, old and new value) before DIR/config.json is rewritten.
 
-Errors: a bad config key or value, missing or corrupt data, a checkpoint of another
-architecture, an unknown preset: one ``error:`` line, exit status 2. Ctrl-C: where it stopped
-and how to resume, exit status 130. A failed Slurm or submitit job: its error, exit status 1.
+Config keys: ``pretrain/run.py --list-keys [--recipe NAME]`` prints every key with its type,
+default (or the recipe's value), valid range and meaning.
+
+Ctrl-C: the step in progress completes, ``checkpoints/last.pt`` is saved at it, and the run
+says where it stopped and how to resume (exit status 130); the same command continues from that
+step. Errors: a bad config key or value, missing or corrupt data, a checkpoint of another
+architecture or of another run, an unknown preset: one ``error:`` line, exit status 2. A failed
+Slurm or submitit job: its error, exit status 1.
 """
 
 from __future__ import annotations
@@ -30,30 +35,28 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-from submitit.core.utils import FailedJobError, UncompletedJobError
+from typing import TYPE_CHECKING, Any
 
 from common.cli import make_parser, run_cli
-from pretrain.checkpoint import EVENTS, stored_config
-from pretrain.config import (
-    DEFAULT_RECIPE,
-    Config,
-    available_recipes,
-    check_batch_split,
-    load_config,
-)
-from pretrain.hooks import default_hooks
-from pretrain.resume import RESUME_MUTABLE, resume_config
-from pretrain.summary import write_summary
-from pretrain.train import Trainer
-from slurm import dist as sdist
+from pretrain.recipe_index import DEFAULT_RECIPE, available_recipes
+from pretrain.resume import RESUME_MUTABLE
 from slurm.cli import add_cluster_arguments, resources_from_args
+
+if TYPE_CHECKING:
+    from pretrain.config import Config
+    from pretrain.train import Trainer
+
+# --help and --list-keys import no torch: what training needs is imported once the arguments
+# have parsed (pretrain/run.py --help in well under 2 s, BENCHMARKS.md).
 
 
 def _epilog() -> str:
-    mutable = "\n".join(f"  {key:26} {why}" for key, why in RESUME_MUTABLE.items())
+    mutable = "\n".join(f"  {key:33} {why}" for key, why in RESUME_MUTABLE.items())
     recipes = "\n".join(f"  {name}" for name in available_recipes())
-    return f"recipes (--recipe):\n{recipes}\n\nwhat an override may change on resume:\n{mutable}"
+    return (
+        f"recipes (--recipe):\n{recipes}\n\nwhat an override may change on resume:\n{mutable}"
+        "\n\nevery config key, its type, default, range and meaning: --list-keys"
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--run-dir", help="run directory (resumed when it holds a run)")
     parser.add_argument("--data", help="dataset folder; shorthand for data.root=PATH")
+    parser.add_argument(
+        "--list-keys",
+        action="store_true",
+        help="print every config key (type, default or --recipe's value, range, meaning); exit",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=2")
     job = add_cluster_arguments(parser, "the run")
     job.add_argument("--wait", action="store_true", help="wait for the job and print its result")
@@ -74,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def resolve(args: argparse.Namespace) -> tuple[Config, Path]:
     """The run's config and directory: a new run from the recipe, or the stored run's config
     (with the overrides ``Trainer`` then checks against ``RESUME_MUTABLE``)."""
+    from pretrain.checkpoint import stored_config
+    from pretrain.config import load_config
+    from pretrain.resume import resume_config
+
     overrides = list(args.overrides) + ([f"data.root={args.data}"] if args.data else [])
     stored = stored_config(args.run_dir) if args.run_dir else None
     if stored is None:
@@ -84,29 +96,62 @@ def resolve(args: argparse.Namespace) -> tuple[Config, Path]:
     return cfg, run_dir
 
 
-def resume_hint(run_dir: Path, named: bool, ckpt_every: int) -> str:
-    """What to run after Ctrl-C: the same command, or the auto-named run directory."""
+def resume_hint(run_dir: Path, named: bool, saved_step: int | None) -> str:
+    """What to run after Ctrl-C: the same command (or the auto-named run directory), and the
+    step it continues from (the checkpoint the interrupted run saved), or that it starts over."""
     again = "re-run the same command" if named else f"re-run with --run-dir {run_dir}"
-    if ckpt_every:
-        return f"{again} to resume (from the last checkpoint, saved every {ckpt_every} steps)"
-    return f"{again} to start over (train.ckpt_every=0 saves no checkpoint before the end)"
+    if saved_step is None:
+        return f"{again} to start over (no step was completed)"
+    return f"{again} to resume from step {saved_step} (saved in checkpoints/last.pt)"
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The step of the run directory's ``last.pt`` (None without a readable one)."""
+    from pretrain.checkpoint import LAST, CheckpointError, read_checkpoint
+
+    path = run_dir / "checkpoints" / LAST
+    try:
+        return int(read_checkpoint(path, mmap=True)["step"]) if path.is_file() else None
+    except CheckpointError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
+    if args.list_keys:
+        from pretrain.config_keys import keys_table
+
+        print(run_cli(lambda: keys_table(args.recipe)))
+        return None
     cfg, run_dir = run_cli(lambda: resolve(args))
-    hint = resume_hint(run_dir, bool(args.run_dir), cfg.train.ckpt_every)
-    return run_cli(lambda: execute(cfg, args, run_dir), resume_hint=hint)
+    held: dict[str, Trainer] = {}  # the Trainer, once built: its saved step for the hint
+
+    def hint() -> str:
+        trainer = held.get("trainer")
+        step = trainer.saved_step if trainer else checkpoint_step(run_dir)  # None: no checkpoint
+        return resume_hint(run_dir, bool(args.run_dir), step)
+
+    return run_cli(lambda: execute(cfg, args, run_dir, held), resume_hint=hint)
 
 
-def execute(cfg: Config, args: argparse.Namespace, run_dir: Path) -> dict | None:
+def execute(
+    cfg: Config, args: argparse.Namespace, run_dir: Path, held: dict[str, Any] | None = None
+) -> dict | None:
     """Train here (one process, or one per GPU under torchrun), or submit the job."""
     if args.slurm or args.cluster:
         return submit(cfg, args, run_dir)
+    from pretrain.checkpoint import EVENTS
+    from pretrain.hooks import default_hooks
+    from pretrain.summary import write_summary
+    from pretrain.train import Trainer
+    from slurm import dist as sdist
+
     env = sdist.init_distributed(cfg.train.device)  # torchrun's variables, when present
     run_dir = Path(sdist.broadcast_object(str(run_dir)))  # rank 0's name on every rank
     started = time.perf_counter()
     trainer = Trainer(cfg, run_dir, default_hooks())
+    if held is not None:
+        held["trainer"] = trainer
     if env.is_main:
         if trainer.resumed_from is not None:
             print(
@@ -123,6 +168,9 @@ def execute(cfg: Config, args: argparse.Namespace, run_dir: Path) -> dict | None
 
 def submit(cfg: Config, args: argparse.Namespace, run_dir: Path) -> dict | None:
     """Submit the run as a ``PretrainJob``; print the job id, the logs and how to follow them."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    from pretrain.config import check_batch_split
     from pretrain.job import PretrainJob
     from slurm.submit import describe, make_executor
 

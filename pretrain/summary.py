@@ -3,7 +3,9 @@ the run's hub encoder folder ``encoder/`` (``pretrain.hooks.write_encoder``).
 
 summary.json records the configured length (``configured_epochs``: the recipe's, which the
 schedules span) and the trained one (``trained``: steps, epochs, stopped_early), which differ
-for a run stopped by ``train.max_steps``.
+for a run stopped by ``train.max_steps``, and every config change a resume made
+(``config_changes``: step, key, old and new value, from the run's event log), so that a run
+whose DINO temperature changed half-way does not read as a run of its final config.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from typing import Any
 
 from common.files import atomic_write_json
+from pretrain.checkpoint import read_events
 from pretrain.evaluate import final_knn_report, format_report
 from pretrain.hooks import EVAL_COLLAPSE_KEYS, write_encoder
 from pretrain.plots import plot_collapse_curves
@@ -44,6 +47,11 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
         },
         "collapsed": collapsed,
         "config": cfg.to_dict(),
+        "config_changes": [
+            {k: e[k] for k in ("step", "key", "old", "new")}
+            for e in read_events(run_dir)
+            if e["event"] == "config_change"
+        ],
         **(extra or {}),
     }
     if collapsed:

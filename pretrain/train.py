@@ -12,13 +12,20 @@ With a process group (``slurm.dist``) every rank trains its slice of the global 
 ``train.batch_size``: BatchNorm becomes SyncBN (``train.sync_bn``), DDP wraps the method except
 the submodules it lists in ``ddp_ignore`` (an EMA target), and only rank 0 runs the hooks
 (logs, monitors, checkpoints). A ``StepGuard`` makes each step atomic for preemption signals.
+
+Ctrl-C (SIGINT) is deferred the same way, to the end of the iteration in progress (its step
+and every hook after it), so the state is never half-updated; then each hook's
+``on_interrupt`` runs (the ``Checkpointer`` saves ``last.pt`` at that last completed step) and
+the KeyboardInterrupt goes on: the same command resumes from there, exactly.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,7 @@ from pretrain.checkpoint import (
     LAST,
     append_event,
     check_architecture,
+    check_same_run,
     read_checkpoint,
     rng_state,
     set_rng_state,
@@ -98,6 +106,7 @@ class Trainer:
             remove_stale_temps(self.run_dir)  # config.json, summary.json, metrics.jsonl
         if (self.ckpt_dir / LAST).exists():
             self._ckpt = read_checkpoint(self.ckpt_dir / LAST)
+            check_same_run(self.run_dir, self._ckpt["config"], self.ckpt_dir / LAST)
             check_architecture(self._ckpt["config"], cfg.to_dict(), self.ckpt_dir / LAST)
             self.config_changes = config_changes(self._ckpt["config"], cfg)
             check_resume_changes(self.config_changes, f"{run_dir} at step {self._ckpt['step']}")
@@ -139,6 +148,7 @@ class Trainer:
         self.metrics: dict[str, Any] = {}  # the current step's row, filled by hooks
         self.log_now = False  # a hook asks for this step's row to be logged
         self.train_seconds = 0.0  # pure step time, summed over every session of the run
+        self.saved_step: int | None = None  # the step of checkpoints/last.pt (Checkpointer)
         if self._ckpt is not None:
             self._resume()
         # What the step calls: DDP around the trainable part (the raw model stays self.model).
@@ -177,7 +187,7 @@ class Trainer:
         self.step = ckpt["step"]
         self.train_seconds = ckpt.get("train_seconds", 0.0)
         set_rng_state(ckpt["rng"])
-        self.resumed_from = self.step
+        self.resumed_from = self.saved_step = self.step
 
     def _record_config(self) -> None:
         """Log each config change in the run's event log, then write ``config.json`` (at a
@@ -219,15 +229,34 @@ class Trainer:
 
     def fit(self) -> Trainer:
         """Train from ``self.step`` to ``total_steps``. When the loop stops early (Ctrl-C, an
-        error), each hook's ``on_error`` runs (closing bars and files), then the error goes on."""
+        error), each hook's ``on_error`` runs (closing bars and files); after Ctrl-C each
+        hook's ``on_interrupt`` then runs (the Checkpointer saves the last completed step);
+        then the error goes on."""
+        guard = self._interrupt_guard()
         try:
-            return self._fit()
-        except BaseException:
+            return self._fit(guard)
+        except BaseException as e:
             for hook in self.hooks:
                 hook.on_error(self)
+            if isinstance(e, KeyboardInterrupt):
+                for hook in self.hooks:
+                    hook.on_interrupt(self)
             raise
+        finally:
+            if guard is not None:
+                guard.uninstall()
 
-    def _fit(self) -> Trainer:
+    @staticmethod
+    def _interrupt_guard() -> StepGuard | None:
+        """A ``StepGuard`` for SIGINT where Ctrl-C raises KeyboardInterrupt (Python's handler,
+        in the main thread); None where SIGINT is ignored or not Python's to handle."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None
+        return StepGuard(signal.SIGINT).install()
+
+    def _fit(self, interrupt_guard: StepGuard | None = None) -> Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._record_config()
@@ -238,39 +267,46 @@ class Trainer:
         loader = pretrain_loader(self.cfg, self.dataset, self.step, self.total_steps, rank, world)
         self.model.train()
         for views in loader:
-            with self.step_guard.step() if self.step_guard else nullcontext():
-                started = time.perf_counter()
-                lr = self.lr()
-                apply_lr(self.optimizer, self.cfg.init_lr, lr)
-                if self.cfg.optim.weight_decay_end is not None:
-                    apply_weight_decay(self.optimizer, self.weight_decay())
-                momentum = self.momentum()
-                out = self.train_step(*views, momentum=momentum)
-                self.step += 1
-                self.train_seconds += time.perf_counter() - started
-            note_position(f"step {self.step}/{self.total_steps}")  # for the Ctrl-C message
-            self.metrics = {"step": self.step, "epoch": self.epoch, "lr": lr}
-            if momentum is not None:
-                self.metrics["momentum"] = momentum
-            # the global batch's loss (every rank gets it, so every rank stops on a NaN)
-            self.metrics["loss"] = sdist.all_reduce_mean(out["loss"]).item()
-            for key, value in out.items():  # a method's extra scalars (DINO: teacher entropy, KL)
-                if key != "loss" and value.dim() == 0:
-                    self.metrics[key] = sdist.all_reduce_mean(value).item()
-            if not math.isfinite(self.metrics["loss"]):
-                raise FloatingPointError(
-                    f"loss became {self.metrics['loss']} at step {self.step}; lower optim.base_lr "
-                    "or use train.precision='fp32'"
-                )
-            self.log_now = False
-            for hook in self.hooks:
-                hook.after_step(self, out)
-            if self.step % self.steps_per_epoch == 0:
-                for hook in self.hooks:
-                    hook.after_epoch(self)
+            with ExitStack() as atomic:  # Ctrl-C waits for the step and its hooks
+                if interrupt_guard is not None:
+                    atomic.enter_context(interrupt_guard.step())
+                self._iteration(views)
         for hook in self.hooks:
             hook.after_train(self)
         return self
+
+    def _iteration(self, views: tuple[torch.Tensor, ...]) -> None:
+        """One step, then its metrics row and the hooks."""
+        with self.step_guard.step() if self.step_guard else nullcontext():
+            started = time.perf_counter()
+            lr = self.lr()
+            apply_lr(self.optimizer, self.cfg.init_lr, lr)
+            if self.cfg.optim.weight_decay_end is not None:
+                apply_weight_decay(self.optimizer, self.weight_decay())
+            momentum = self.momentum()
+            out = self.train_step(*views, momentum=momentum)
+            self.step += 1
+            self.train_seconds += time.perf_counter() - started
+        note_position(f"step {self.step}/{self.total_steps}")  # for the Ctrl-C message
+        self.metrics = {"step": self.step, "epoch": self.epoch, "lr": lr}
+        if momentum is not None:
+            self.metrics["momentum"] = momentum
+        # the global batch's loss (every rank gets it, so every rank stops on a NaN)
+        self.metrics["loss"] = sdist.all_reduce_mean(out["loss"]).item()
+        for key, value in out.items():  # a method's extra scalars (DINO: teacher entropy, KL)
+            if key != "loss" and value.dim() == 0:
+                self.metrics[key] = sdist.all_reduce_mean(value).item()
+        if not math.isfinite(self.metrics["loss"]):
+            raise FloatingPointError(
+                f"loss became {self.metrics['loss']} at step {self.step}; lower optim.base_lr "
+                "or use train.precision='fp32'"
+            )
+        self.log_now = False
+        for hook in self.hooks:
+            hook.after_step(self, out)
+        if self.step % self.steps_per_epoch == 0:
+            for hook in self.hooks:
+                hook.after_epoch(self)
 
     def train_step(
         self, *views: torch.Tensor, momentum: float | None = None

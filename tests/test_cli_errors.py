@@ -18,6 +18,7 @@ import torch
 
 from common.cli import clear_position, run_cli
 from common.errors import UserError
+from tests import signal_child
 from tests.hub_servers import client_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,26 +182,19 @@ SWEEP = [
     "train.log_every=2", "train.ckpt_every=2", "monitor.every=2", "monitor.knn_every_epochs=0",
     "data.num_workers=0", "eval.final_knn=false",
 ]  # fmt: skip
-# SIGINT as a terminal's Ctrl-C delivers it (a process started in the background may inherit
-# SIGINT ignored, and Python then keeps ignoring it)
-LAUNCH = (
-    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
-)
 
 
 def test_ctrl_c_in_a_sweep_says_which_point_and_that_rerunning_resumes(tiny_fmnist, tmp_path):
+    """Once, in a shuffled run, a SIGINT reached this sweep before the test sent one: the
+    child shared pytest's process group, so a signal meant for the group reached it too.
+    It now runs in its own session (tests.signal_child) and reports each SIGINT's sender."""
     folder = tmp_path / "sweep"
     args = [
         "--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "32,64", "--sweep-dir",
         str(folder), "--results-dir", str(tmp_path / "results"), *SWEEP,
         f"data.root={tiny_fmnist}",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, str(ROOT / "experiments" / "sweep.py"), *args],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = signal_child.start("experiments/sweep.py", *args, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 240
         while not (folder / "batch_size-32" / "checkpoints").is_dir():  # training has begun
@@ -211,6 +205,7 @@ def test_ctrl_c_in_a_sweep_says_which_point_and_that_rerunning_resumes(tiny_fmni
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert signal_child.senders(err) == [os.getpid()], err  # this test's SIGINT, and only it
     assert proc.returncode == 130, err
     assert "interrupted at point 1/2 (batch_size-32); re-run the same command to resume" in err
     assert "Traceback" not in err

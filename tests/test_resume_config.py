@@ -18,6 +18,7 @@ from pretrain.config import ConfigError
 from pretrain.hooks import Checkpointer
 from pretrain.resume import resume_config
 from pretrain.train import Trainer
+from tests import signal_child
 from tests.conftest import TINY, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,11 +143,8 @@ def test_cli_checkpoint_of_another_architecture_is_one_error_line(tiny_fmnist, t
 
 
 def test_ctrl_c_names_the_step_and_the_auto_named_run_dir(tiny_fmnist, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, str(ROOT / "pretrain" / "run.py"), "--data", str(tiny_fmnist)]
-    cmd += [*TINY, "train.epochs=100", *QUIET]
-    pipe = subprocess.PIPE
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=pipe, stderr=pipe, text=True)
+    args = ["--data", str(tiny_fmnist), *TINY, "train.epochs=100", *QUIET]
+    proc = signal_child.start("pretrain/run.py", *args, cwd=tmp_path)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
@@ -160,13 +158,14 @@ def test_ctrl_c_names_the_step_and_the_auto_named_run_dir(tiny_fmnist, tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert signal_child.senders(err) == [os.getpid()], err[-3000:]
     assert proc.returncode == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
     run_dir = logs[0].parent.relative_to(tmp_path)
     match = re.fullmatch(
         rf"interrupted at step (\d+)/800; re-run with --run-dir {re.escape(str(run_dir))} to "
-        r"resume \(from the last checkpoint, saved every 4 steps\)",
+        r"resume from step (\d+) \(saved in checkpoints/last.pt\)",
         last,
     )
-    assert match and int(match.group(1)) >= 4, last
+    assert match and int(match.group(1)) >= 4 and match.group(1) == match.group(2), last
     assert "Traceback" not in err
