@@ -7,6 +7,10 @@ per metric (short protocol, link to the result record), intended use and limitat
 that works before a push (the folder's path) and after it (the repo id), and the paper's
 BibTeX (``hub/citations.py``). The results rows are ``hub/card_results.py``'s, the usage
 section ``hub/card_usage.py``'s.
+
+A card says only what is known: a file that does not record its pretraining data (a
+backbone-only state dict) has no ``datasets`` in its header and no dataset in its text, never
+``null``, ``None`` or a default guessed for it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ POOLS = {"avg": "global average pool", "token": "class token"}
 TRAIN_IMAGES = {"imagenet": "1.28M", "imagefolder": "1.28M", "fashion_mnist": "60,000"}
 
 
+def pretraining_dataset(ssl: dict[str, Any]) -> str | None:
+    """The recipe's dataset name (``fashion_mnist``, ``imagefolder``, ``imagenet``), or None when
+    the encoder's metadata does not record it: never a default."""
+    dataset = ssl.get("dataset")
+    return dataset if isinstance(dataset, str) and dataset else None
+
+
 def model_card(
     config: dict[str, Any], repo_id: str | None = None, folder: str | Path | None = None
 ) -> str:
@@ -47,7 +58,7 @@ def model_card(
     rows = result_rows(ssl.get("results") or [], ssl.get("method", ""))
     name = ssl.get("name") or repo or config["architecture"]
     header = _front_matter(config, rows, name, repo)
-    method = ssl.get("method", "unknown")
+    method = ssl.get("method") or "unknown"
     lines = [
         f"# {name}",
         "",
@@ -79,8 +90,8 @@ def _front_matter(
     config: dict[str, Any], rows: list[dict[str, Any]], name: str, repo: str | None
 ) -> str:
     ssl = config.get("ssl") or {}
-    method = ssl.get("method", "unknown")
-    dataset = ssl.get("dataset", "imagenet")
+    method = ssl.get("method") or "unknown"
+    dataset = pretraining_dataset(ssl)
     arch = config["architecture"]
     tags = ["self-supervised", "image-feature-extraction", "siamhub", method, arch]
     tags += ["timm"] if timm_loadable(config) else ["pytorch_model_hub_mixin", "model_hub_mixin"]
@@ -90,7 +101,7 @@ def _front_matter(
         library_name="timm" if timm_loadable(config) else None,
         pipeline_tag="image-feature-extraction",
         tags=list(dict.fromkeys(tags)),
-        datasets=[DATASETS.get(dataset, dataset)],
+        datasets=[DATASETS[dataset]] if dataset in DATASETS else None,  # Hub ids only
         model_name=name if evals else None,
         eval_results=evals or None,
     )
@@ -128,14 +139,14 @@ def weights_license(ssl: dict[str, Any]) -> str:
 
 def _summary(config: dict[str, Any]) -> str:
     ssl = config.get("ssl") or {}
-    method = ssl.get("method", "unknown")
+    method = ssl.get("method") or "unknown"
     pub = paper(method)
     cited = f"[{display_name(method)}]({pub.url}) ({pub.short})" if pub else method
-    dataset = DATASET_NAMES.get(ssl.get("dataset", "imagenet"), ssl.get("dataset"))
+    dataset = pretraining_dataset(ssl)
     return (
         f"A {config['architecture']} image encoder (backbone only: {config['num_features']}-d "
         f"pooled features, no projector or predictor) pretrained without labels with {cited} "
-        f"on {dataset or 'unrecorded data'}, "
+        f"on {DATASET_NAMES.get(dataset, dataset) if dataset else 'unrecorded data'}, "
         + (
             f"{ssl['source']} by {_siamhub()}"  # "imported from <file> (...)"
             if "converted_with" in ssl  # hub/publish.py on a checkpoint siamhub did not train
@@ -216,7 +227,7 @@ def details(config: dict[str, Any]) -> list[str]:
     ssl = config.get("ssl") or {}
     method = ssl.get("method")
     pub = paper(method or "")
-    dataset = ssl.get("dataset")
+    dataset = pretraining_dataset(ssl)
     c, h, w = config["pretrained_cfg"]["input_size"]
     pre = config["pretrained_cfg"]
     stats = f"mean {_nums(pre.get('mean'))}, std {_nums(pre.get('std'))}"
@@ -286,14 +297,14 @@ def _nums(values: Any) -> str:
 def intended_use(config: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """Bullets: what the encoder is for, what it saw, and what was not measured."""
     ssl = config.get("ssl") or {}
-    dataset = ssl.get("dataset", "imagenet")
+    dataset = pretraining_dataset(ssl)
     c, h, _ = config["pretrained_cfg"]["input_size"]
     length = length_of(ssl)
-    name = DATASET_NAMES.get(dataset, dataset)
+    like = f" ({DATASET_NAMES.get(dataset, dataset)})" if dataset else ""
     batch = ssl.get("batch_size")
     out = [
         f"- **Intended use**: frozen features (kNN, linear probes) or an initialisation for "
-        f"fine-tuning, on images like its pretraining data ({name}); research on "
+        f"fine-tuning, on images like its pretraining data{like}; research on "
         "self-supervised learning. Its output is an unlabelled feature vector, not a class.",
         f"- **Trained on** {_data(dataset) or 'an unrecorded dataset'}, for "
         f"{length.label if length.configured or length.epochs else 'an unrecorded length'}"
@@ -306,7 +317,14 @@ def intended_use(config: dict[str, Any], rows: list[dict[str, Any]]) -> list[str
             "single centred clothing items. These are not ImageNet features: do not expect "
             "them to transfer to natural photos, larger images or RGB input."
         )
-    elif c == 3:
+    elif dataset is None:
+        out.append(
+            f"- **Unrecorded pretraining data**: it takes {c}-channel {h}×{h} px images after "
+            "the preprocessing above, but what it was pretrained on is not recorded with its "
+            "weights, so neither that data's biases nor its terms of use are known here: ask "
+            "whoever trained it (its source above) before relying on it."
+        )
+    elif c == 3 and dataset in ("imagenet", "imagefolder"):
         out.append(
             f"- **Input**: RGB images at {h}×{h} px after the preprocessing above; ImageNet-1k "
             "carries its own biases (object-centric photos, its label set) and terms of access "
