@@ -12,7 +12,6 @@ import pytest
 
 from pretrain import run
 from pretrain.config import Config, load_config
-from pretrain.config_keys import config_keys, field_docs
 from pretrain.config_rules import FREE_TEXT, RULES
 from pretrain.resume import flatten
 
@@ -49,6 +48,8 @@ def test_help_imports_no_torch_and_names_list_keys():
 
 
 def test_every_config_key_has_a_type_a_default_a_range_and_a_meaning():
+    from pretrain.config_keys import config_keys
+
     rows = config_keys()
     assert [r.key for r in rows] == list(flatten(Config().to_dict()))
     undocumented = [r.key for r in rows if not r.meaning]
@@ -65,6 +66,7 @@ def test_every_config_key_has_a_type_a_default_a_range_and_a_meaning():
 
 def test_a_meaning_is_the_comment_beside_the_field_or_above_it():
     from pretrain.config import OptimConfig, TrainConfig
+    from pretrain.config_keys import field_docs
 
     assert field_docs(TrainConfig)["max_steps"].startswith("> 0 stops early at this step")
     assert field_docs(OptimConfig)["pred_lr_mult"].startswith("The predictor's lr = this ×")
