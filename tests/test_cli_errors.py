@@ -185,9 +185,11 @@ SWEEP = [
 
 
 def test_ctrl_c_in_a_sweep_says_which_point_and_that_rerunning_resumes(tiny_fmnist, tmp_path):
-    """Once, in a shuffled run, a SIGINT reached this sweep before the test sent one: the
-    child shared pytest's process group, so a signal meant for the group reached it too.
-    It now runs in its own session (tests.signal_child) and reports each SIGINT's sender."""
+    """Once, in a shuffled run, a SIGINT reached this sweep before the test sent one. The
+    child then shared pytest's process group and session: any signal sent to the group (a
+    terminal's or a runner's Ctrl-C, a killpg) reached it, where a pytest started with SIGINT
+    ignored, and the suite's other children, ignored it. It now runs in its own session
+    (tests.signal_child), and the test checks that the one SIGINT it got is the test's own."""
     folder = tmp_path / "sweep"
     args = [
         "--recipe", "simsiam_resnet18_fmnist", "--batch-sizes", "32,64", "--sweep-dir",

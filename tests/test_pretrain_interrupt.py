@@ -220,3 +220,15 @@ def test_a_checkpoint_of_another_run_is_refused_naming_the_keys(tiny_fmnist, tmp
     assert not (run / "summary.json").exists() and not (run / "encoder").exists()
     with pytest.raises(CheckpointError, match="is not this run's checkpoint"):
         Trainer(mine, run, [])  # the job path (PretrainJob) too
+
+
+def test_a_job_run_in_this_process_gives_sigterm_back(tiny_fmnist, tmp_path):
+    """Was: a sweep point run in-process (``PretrainJob``, as the sweep tests do) left SIGTERM
+    ignored in pytest for the rest of the session, and every process a later test started
+    inherited it: signal state leaked from one test to the next, in whatever order they ran."""
+    from pretrain.job import PretrainJob
+
+    before = signal.getsignal(signal.SIGTERM)
+    cfg = tiny_config(tiny_fmnist, *LONG, "train.max_steps=1")
+    PretrainJob()(cfg.to_dict(), str(tmp_path / "run"))
+    assert signal.getsignal(signal.SIGTERM) == before
