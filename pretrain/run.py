@@ -96,10 +96,13 @@ def resolve(args: argparse.Namespace) -> tuple[Config, Path]:
     return cfg, run_dir
 
 
-def resume_hint(run_dir: Path, named: bool, saved_step: int | None) -> str:
+def resume_hint(run_dir: Path, named: bool, saved_step: int | None, rank0: bool = True) -> str:
     """What to run after Ctrl-C: the same command (or the auto-named run directory), and the
-    step it continues from (the checkpoint the interrupted run saved), or that it starts over."""
+    step it continues from (the checkpoint the interrupted run saved), or that it starts over.
+    Under torchrun only rank 0 saves, and says the step."""
     again = "re-run the same command" if named else f"re-run with --run-dir {run_dir}"
+    if not rank0:
+        return f"{again} to resume (rank 0 saves the last completed step)"
     if saved_step is None:
         return f"{again} to start over (no step was completed)"
     return f"{again} to resume from step {saved_step} (saved in checkpoints/last.pt)"
@@ -128,8 +131,9 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     def hint() -> str:
         trainer = held.get("trainer")
-        step = trainer.saved_step if trainer else checkpoint_step(run_dir)  # None: no checkpoint
-        return resume_hint(run_dir, bool(args.run_dir), step)
+        if trainer is None:  # stopped while setting up: whatever the directory holds
+            return resume_hint(run_dir, bool(args.run_dir), checkpoint_step(run_dir))
+        return resume_hint(run_dir, bool(args.run_dir), trainer.saved_step, trainer.dist.is_main)
 
     return run_cli(lambda: execute(cfg, args, run_dir, held), resume_hint=hint)
 
