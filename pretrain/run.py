@@ -14,10 +14,12 @@ its first one) is resumed with the config it was started with, read from the run
 not from the recipe: ``pretrain/run.py --run-dir DIR`` alone continues the run. An override
 given on resume may change only what leaves the trained state and the batches still to come
 as they are (listed below; train.epochs only upward, which stretches the lr and momentum
-schedules to the new length); anything else (seed, batch size, lr, method, model,
-augmentation, data set) is refused: start a new --run-dir for it. ``--recipe``, if given on
-resume, must be the run's. Each accepted change is appended to DIR/job_events.jsonl (time,
-step, key, old and new value) before DIR/config.json is rewritten.
+schedules to the new length), and DINO's teacher temperature, last-layer freeze and clipping
+(its authors' remedies for a run that does not learn); anything else (seed, batch size, lr,
+method, model, augmentation, data set) is refused: start a new --run-dir for it. A key that
+changes the weights' shapes is "another architecture". ``--recipe``, if given on resume, must
+be the run's. Each accepted change is appended to DIR/job_events.jsonl (time, step, key, old
+and new value) before DIR/config.json is rewritten, and summary.json lists them.
 
 Config keys: ``pretrain/run.py --list-keys [--recipe NAME]`` prints every key with its type,
 default (or the recipe's value), valid range and meaning.
