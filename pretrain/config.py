@@ -224,7 +224,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         if key not in names:
             raise ConfigError(
                 f"unknown config key {path!r}; valid keys in {where or 'the top level'}: "
-                f"{', '.join(names)}"
+                f"{', '.join(names)} (pretrain/run.py --list-keys describes each)"
             )
         kwargs[key] = _coerce(hints[key], value, path)
         if path in RULES:

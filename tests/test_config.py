@@ -36,6 +36,7 @@ def test_unknown_key_names_the_valid_keys():
     assert (
         "train.epoch" in str(e.value) and "epochs" in str(e.value) and "batch_size" in str(e.value)
     )
+    assert "pretrain/run.py --list-keys describes each" in str(e.value)  # where keys are listed
 
 
 def test_unknown_section_names_the_valid_sections():
