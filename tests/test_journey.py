@@ -4,7 +4,10 @@ real process, down to the generated pages.
 1. pretrain a tiny run (stopped early) → publish it → ``transfer/run.py`` with every task
    (knn, linear, lowshot, fmnist_det, and voc_det / coco_det on tiny trees in the official
    layouts) → ``leaderboards/build.py --strict``: exit 0, every record rendered, the trained
-   length (not the configured one) on every board and in the model card.
+   length (not the configured one) on every board and in the model card → publish again: the
+   card lists and links (copied beside it) exactly the records measured on these weights, by
+   their ``weights_sha256``; neither lost because the run and the folder have different
+   names, nor mixed with the record of another model whose folder has the same name.
 2. two tiny 2-point batch-size sweeps of the same recipe and different lengths →
    ``leaderboards/build.py --strict``: each point is its own row, the two sweeps never merge.
 3. ``experiments/ablate.py --matrix explanations`` (the alternation and a DINO ablation) →
@@ -15,14 +18,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from hub.encoder import Encoder, weights_sha256
 from tests.conftest import TINY
 from tests.trees import write_coco_tree, write_voc_tree
+from transfer import run as transfer_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("knn", "linear", "lowshot", "fmnist_det", "voc_det", "coco_det")
@@ -49,6 +56,10 @@ def records(results: Path) -> dict[str, list[dict]]:
     for path in sorted(results.glob("*/*.json")):
         found.setdefault(path.parent.name, []).append(json.loads(path.read_text()))
     return found
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def test_pretrain_publish_transfer_every_task_and_build_the_boards(tiny_fmnist, tmp_path):
@@ -100,9 +111,43 @@ def test_pretrain_publish_transfer_every_task_and_build_the_boards(tiny_fmnist, 
         assert f"{STEPS} steps" in page, task  # the trained length, not "2 ep"
         assert "2 ep" not in page, task
 
+    # Another model whose folder is also named "encoder", measured into the same results (in
+    # this process: it only sets the scene): its record carries the same model id as ours,
+    # only its weights differ.
+    other = tmp_path / "other" / "encoder"
+    published = Encoder.from_pretrained(encoder)
+    torch.manual_seed(1)
+    Encoder.from_spec(published.spec, ssl=published.ssl).save_pretrained(other)
+    transfer_run.main(["--task", "knn", "--model", str(other), "--results-dir", str(results),
+                       "--work-dir", str(tmp_path / "work"), *options["knn"]])  # fmt: skip
+    identity = weights_sha256(published)
+    written = records(results)
+    (decoy,) = [r for r in written["knn"] if r["pretrain"]["weights_sha256"] != identity]
+    assert decoy["model"]["id"] == written["voc_det"][0]["model"]["id"] == encoder.name
+
     cli("hub/publish.py", run, "--out", encoder, "--results", results)  # now with results
     card = (encoder / "README.md").read_text()
     assert f"{STEPS} steps" in card and "None" not in card
+    # The card lists the records measured on these very weights (the records' weights_sha256),
+    # each copied beside it and linked: not the other "encoder"'s record, and not lost because
+    # the run ("run") and the folder ("encoder") have different names.
+    measured = {
+        f"results/{path.relative_to(results).as_posix()}": json.loads(path.read_text())
+        for path in sorted(results.glob("*/*.json"))
+    }
+    ours = {link for link, r in measured.items() if r["pretrain"]["weights_sha256"] == identity}
+    assert sorted(measured[link]["task"] for link in ours) == sorted(TASKS)
+    linked = re.findall(r"\[[^]]+\.json\]\((results/[^)]+\.json)\)", card)
+    assert set(linked) == ours
+    for link in ours:
+        copied = (encoder / link).read_bytes()
+        assert copied == (results / link.removeprefix("results/")).read_bytes(), link
+        metrics = measured[link]["metrics"].values()
+        values = {f"{round(float(v), 2):.2f}" for v in metrics if _number(v)}
+        rows = [line.split(" | ") for line in card.splitlines() if f"]({link})" in line]
+        assert rows and all(row[2] in values for row in rows), link  # its own numbers
+    (decoy_link,) = set(measured) - ours
+    assert decoy_link not in card and not (encoder / decoy_link).exists()
 
 
 SWEEP = [
