@@ -36,19 +36,19 @@ STEMS = ("imagenet", "small")
 class BackboneSpec:
     """What builds a backbone; stored in every config and checkpoint."""
 
-    name: str = "resnet18"
-    in_chans: int = 3
+    name: str = "resnet18"  # the backbone (timm): resnet18, resnet50, vit_small, vit_base, ...
+    in_chans: int = 3  # input channels: 1 (grayscale) or 3 (RGB)
     width: int = 64  # ResNet stem/first-stage width; 64 is the standard network
-    stem: str = "imagenet"
-    stem_stride: int = 1
-    zero_init_residual: bool = True
-    img_size: int = 224  # ViT only
+    stem: str = "imagenet"  # ResNet stem: "imagenet" (7×7, max-pool) or "small" (3×3, none)
+    stem_stride: int = 1  # stride of the "small" stem's 3×3 convolution (2 halves the input)
+    zero_init_residual: bool = True  # last BN gamma of each residual block starts at 0
+    img_size: int = 224  # ViT only: the input side its position embedding is built for
     num_heads: int = 0  # ViT only; 0 keeps timm's default
-    patch_size: int = 16  # ViT only
+    patch_size: int = 16  # ViT only: patch side in pixels
     depth: int = 0  # ViT only; 0 keeps timm's default (12)
     embed_dim: int = 0  # ViT only; 0 keeps timm's default (384 ViT-S, 768 ViT-B)
     pos_embed: str = "learn"  # ViT only: "learn" or "sincos"
-    freeze_patch_embed: bool = False  # ViT only
+    freeze_patch_embed: bool = False  # ViT only: frozen random patch projection (MoCo v3)
 
 
 def available() -> list[str]:

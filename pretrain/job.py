@@ -16,6 +16,7 @@ checkpoint-requeues the job stops requeueing and fails with a message.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class PretrainJob(submitit.helpers.Checkpointable):
         started = time.perf_counter()
         cfg, run = from_dict(config), Path(run_dir)
         env = sdist.init_distributed(cfg.train.device)
+        sigterm = signal.getsignal(signal.SIGTERM)  # given back at the end (a caller in-process)
         ignore_sigterm()  # so that the requeue command survives a preemption's SIGTERM
         guard = StepGuard().install()  # in front of submitit's USR2 handler
         try:
@@ -81,6 +83,8 @@ class PretrainJob(submitit.helpers.Checkpointable):
                 summary = write_summary(trainer, started, extra)
         finally:
             guard.uninstall()
+            if sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)
             self._trainer = None
         sdist.shutdown()
         return summary
