@@ -22,7 +22,7 @@ from typing import Any
 
 from common.overrides import parse_value, split_override
 from hub.backbones import BackboneSpec
-from pretrain.config_rules import RULES, ConfigError
+from pretrain.config_rules import RULES, ConfigError, check
 from pretrain.recipe_index import DEFAULT_RECIPE, RECIPES_DIR, available_recipes
 from records.verdict import Z_COLLAPSED_BELOW
 
@@ -228,7 +228,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
             )
         kwargs[key] = _coerce(hints[key], value, path)
         if path in RULES:
-            RULES[path].check(path, kwargs[key])
+            check(path, kwargs[key])
     return cls(**kwargs)
 
 

@@ -7,84 +7,20 @@ and a bad value is one :class:`ConfigError` line naming the key, the value and t
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
-
 from common.errors import UserError
+from common.ranges import Rule, above, at_least, between, one_of
+
+__all__ = ["FREE_TEXT", "RULES", "ConfigError", "Rule", "above", "at_least", "between", "one_of"]
 
 
 class ConfigError(UserError, ValueError):
     """A recipe or override that does not fit the config schema."""
 
 
-@dataclass(frozen=True)
-class Rule:
-    """The valid values of one config key: a numeric interval or a set of choices.
-
-    ``choices`` may be a callable, for sets owned by a module that imports this one (the
-    method registry). ``note`` says why, where the bound is not obvious.
-    """
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False  # lo itself excluded
-    hi_open: bool = False
-    choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None
-    note: str = ""
-
-    def allowed(self) -> Sequence[Any] | None:
-        return self.choices() if callable(self.choices) else self.choices
-
-    def describe(self) -> str:
-        choices = self.allowed()
-        if choices is not None:
-            return "one of " + ", ".join(repr(c) for c in choices)
-        if self.lo is not None and self.hi is not None:
-            left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
-            return f"in {left}{_num(self.lo)}, {_num(self.hi)}{right}"
-        if self.lo is not None:
-            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
-        return f"{'<' if self.hi_open else '<='} {_num(self.hi)}"
-
-    def ok(self, value: Any) -> bool:
-        choices = self.allowed()
-        if choices is not None:
-            return value in choices
-        if not math.isfinite(value):
-            return False
-        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
-            return False
-        return self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
-
-    def check(self, path: str, value: Any) -> None:
-        """Raise a one-line ConfigError naming ``path``, ``value`` and the valid range."""
-        if value is None or self.ok(value):
-            return
-        why = f" ({self.note})" if self.note else ""
-        what = "not a valid choice" if self.choices is not None else "out of range"
-        raise ConfigError(f"{path}={value!r} is {what}: must be {self.describe()}{why}")
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def at_least(lo: float, note: str = "") -> Rule:
-    return Rule(lo=lo, note=note)
-
-
-def above(lo: float, note: str = "") -> Rule:
-    return Rule(lo=lo, lo_open=True, note=note)
-
-
-def between(lo: float, hi: float, lo_open: bool = False, note: str = "") -> Rule:
-    return Rule(lo=lo, hi=hi, lo_open=lo_open, note=note)
-
-
-def one_of(*choices: Any, note: str = "") -> Rule:
-    return Rule(choices=tuple(choices), note=note)
+def check(path: str, value: object) -> None:
+    """One :class:`ConfigError` line naming ``path``, ``value`` and the valid range of
+    ``RULES[path]`` (``common.ranges.Rule``, the same rule class as the transfer options')."""
+    RULES[path].check(path, value, ConfigError)
 
 
 def _methods() -> list[str]:
