@@ -124,6 +124,44 @@ def train_loader(
     )
 
 
+def place(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` on ``device``; on the CPU its RoI heads in channels_last. The C4 box head (res5
+    and its BatchNorms over ``(R, C, 7, 7)`` maps of 512 RoIs per image) is about 99% of an
+    iteration's FLOPs; in channels_last oneDNN runs its convolutions without layout reorders and
+    BatchNorm vectorizes over channels (``models.PooledHead`` hands BatchNorm a channels_last
+    gradient, which its fast backward needs). Measured in BENCHMARKS.md, "Detection iteration
+    on the CPU" (``benchmarks/detection_step.py``). The backbone keeps the default layout (its
+    1-channel stem is slower in channels_last). A layout, not a computation: the results agree
+    to float rounding (tests/test_detection_layout.py)."""
+    model.to(device)
+    if device.type == "cpu":
+        model.roi_heads.to(memory_format=torch.channels_last)
+    return model
+
+
+def train_step(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    images: list[torch.Tensor],
+    targets: list[dict],
+    lr: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One SGD iteration at ``lr``: the summed loss and its parts."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    loss_dict = model(images, targets)
+    loss = sum(loss_dict.values())
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"detection loss is {loss.item()} ({loss_dict}); lower the learning rate (lr "
+            "scales with batch size) or check the boxes"
+        )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, loss_dict
+
+
 @dataclass
 class TrainReport:
     iters: int
@@ -153,7 +191,7 @@ def train(
         raise ValueError("no training image has an object; check the dataset's annotations")
     data = DetectionData(records, channels, masks, train_on_ignored, flip=True, seed=seed)
     loader = train_loader(data, usable, schedule, seed, workers)
-    model.to(device).train()
+    place(model, device).train()
     model.transform.min_size = tuple(schedule.train_sizes)
     model.transform.max_size = schedule.max_size
     params = [p for p in model.parameters() if p.requires_grad]
@@ -164,20 +202,12 @@ def train(
     losses: dict[str, float] = {}
     bar = progress(loader, total=schedule.iters, desc=f"detection ({schedule.name})", unit="it")
     for it, (images, targets) in enumerate(bar):
-        for g in opt.param_groups:
-            g["lr"] = schedule.lr_at(it)
         images = [im.to(device) for im in images]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        loss_dict = model(images, targets)
-        loss = sum(loss_dict.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"detection loss is {loss.item()} at iteration {it} ({loss_dict}); lower the "
-                "learning rate (lr scales with batch size) or check the boxes"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        try:
+            loss, loss_dict = train_step(model, opt, images, targets, schedule.lr_at(it))
+        except FloatingPointError as e:
+            raise FloatingPointError(f"at iteration {it}: {e}") from None
         losses = {k: v.item() for k, v in loss_dict.items()}
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{schedule.lr_at(it):.4g}")
     return TrainReport(schedule.iters, time.perf_counter() - started, losses)
@@ -195,7 +225,7 @@ def predict(
 ) -> list[dict]:
     """Detections of every record at the test size: image_id, label (0-based), box, score
     (and an RLE ``segmentation`` for Mask R-CNN)."""
-    model.to(device).eval()
+    place(model, device).eval()
     model.transform.min_size = (schedule.test_size,)
     model.transform.max_size = schedule.max_size
     out = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -80,6 +81,22 @@ class Res5ExtraNorm(nn.Module):
         return self.norm(self.res5(x))
 
 
+class _ChannelsLastGrad(torch.autograd.Function):
+    """The identity on a channels_last tensor, whose gradient is made channels_last contiguous.
+
+    ``mean`` over H, W hands back an expanded (stride-0) gradient, and BatchNorm's CPU backward
+    on a channels_last input takes a slow path for it: 5.3 s against 0.35 s for one
+    ``(8192, 128, 7, 7)`` map, one thread (BENCHMARKS.md, "Detection iteration on the CPU")."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last)
+
+
 class PooledHead(nn.Module):
     """Box head: shared res5 + extra norm, then global average pooling: ``(R, C5)``."""
 
@@ -88,7 +105,14 @@ class PooledHead(nn.Module):
         self.res5 = res5
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res5(x).mean(dim=(2, 3))
+        y = self.res5(x)  # (R, C5, h, w)
+        if (
+            y.dim() == 4
+            and not y.is_contiguous()
+            and y.is_contiguous(memory_format=torch.channels_last)
+        ):
+            y = _ChannelsLastGrad.apply(y)  # the engine's CPU layout (engine_torchvision.place)
+        return y.mean(dim=(2, 3))
 
 
 def build_detector(
