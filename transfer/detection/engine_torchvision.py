@@ -130,9 +130,9 @@ def place(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     iteration's FLOPs; in channels_last oneDNN runs its convolutions without layout reorders and
     BatchNorm vectorizes over channels (``models.PooledHead`` hands BatchNorm a channels_last
     gradient, which its fast backward needs). Measured in BENCHMARKS.md, "Detection iteration
-    on the CPU" (``benchmarks/detection_step.py``). The backbone keeps the default layout (its
-    1-channel stem is slower in channels_last). A layout, not a computation: the results agree
-    to float rounding (tests/test_detection_layout.py)."""
+    on the CPU" (``benchmarks/detection_step.py``). The backbone (about 1% of the FLOPs) keeps
+    the default layout. A layout, not a computation: the results agree to float rounding
+    (tests/test_detection_layout.py)."""
     model.to(device)
     if device.type == "cpu":
         model.roi_heads.to(memory_format=torch.channels_last)
