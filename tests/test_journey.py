@@ -17,10 +17,7 @@ real process, down to the generated pages.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,27 +25,12 @@ import torch
 
 from hub.encoder import Encoder, weights_sha256
 from tests.conftest import TINY
+from tests.journey_cli import ROOT, cli
 from tests.trees import write_coco_tree, write_voc_tree
 from transfer import run as transfer_run
 
-ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("knn", "linear", "lowshot", "fmnist_det", "voc_det", "coco_det")
 STEPS = 6  # of the tiny recipe's 16: the run stops early
-
-
-def cli(*args: object, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
-    """One command of the journey, as a user types it (from the repository root by default)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SIAMHUB_PROGRESS_SECONDS": "60"}
-    proc = subprocess.run(
-        [sys.executable, *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-    assert proc.returncode == 0, f"{args[:3]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def records(results: Path) -> dict[str, list[dict]]:

@@ -11,11 +11,8 @@ Skipped only where detectron2 is not importable (``make test`` builds it from
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,30 +21,15 @@ import torch
 
 from hub.backbones import BackboneSpec
 from hub.encoder import Encoder
+from tests.journey_cli import cli
 from tests.trees import COCO_CATEGORIES, write_coco_tree, write_voc_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "--iters", "2", "--short-side", "64", "batch_size=2", "box_batch_size_per_image=8",
     "roi_resolution=7", "rpn_post_nms_top_n_train=32", "rpn_post_nms_top_n_test=8", "workers=0",
 ]  # fmt: skip
 
 pytestmark = pytest.mark.detectron2
-
-
-def cli(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
-    """One command of the journey, from the repository root, as a user types it."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SIAMHUB_PROGRESS_SECONDS": "60"}
-    proc = subprocess.run(
-        [sys.executable, *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
-    assert proc.returncode == 0, f"{args[:3]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 def test_resnet50_to_detectron2_voc_and_coco_to_the_boards(tmp_path: Path) -> None:
