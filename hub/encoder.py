@@ -375,7 +375,7 @@ def weights_sha256(state: dict[str, torch.Tensor] | nn.Module) -> str:
         t = state[key].detach().to("cpu").contiguous()
         header = f"{key}|{str(t.dtype).removeprefix('torch.')}|{tuple(t.shape)}\n"
         digest.update(header.encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())  # the raw bytes, not copied
     return digest.hexdigest()
 
 

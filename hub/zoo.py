@@ -239,12 +239,9 @@ def load(row: ZooModel | str, pretrained: bool = True, cache: Path | None = None
 
 
 def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """The SHA-256 of a file (``hashlib.file_digest``: read in blocks, never whole)."""
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def converted_from(folder: Path) -> dict[str, Any]:
