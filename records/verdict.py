@@ -1,94 +1,137 @@
-"""A run's collapse verdict from its monitor trace, robust to the point it ends on.
+"""A run's outcome from its monitor trace, read over the last fifth of the run.
 
-One logged value is not a verdict: the same no-stop-gradient run read "collapsed" at 400 steps
-(train-mode z-std × √d 0.189) and "not collapsed" at 300 (0.217) while its RankMe was 1.25, its
-m_o 0.976 and its eval-mode z-std × √d 0.0099. Here the verdict is read from a *window* of the
-last ``window`` monitor points (default 3) and from three statistics that vote:
+Five outcomes (``OUTCOMES``), each with its thresholds stated once, here:
 
-- **z-std × √d** (SimSiam §4.1, Fig. 2): the mean per-channel std of the l2-normalized z, × √d.
-  A z spread like an isotropic Gaussian has std ≈ 1/√d, so ≈ 1 is healthy; collapse drives it
-  to 0. Collapsed below ``Z_COLLAPSED_BELOW`` = 0.2, the project's ``monitor.collapse_threshold``
-  (``pretrain/monitors.is_collapsed``) and the collapse ablation's rule.
-- **RankMe** (Garrido et al., ICML 2023): exp of the entropy of z's normalized singular values,
-  1 for a z along one direction, up to d. Collapsed below ``RANK_COLLAPSED_BELOW`` = 2: fewer
-  than two effective directions, i.e. the center and noise.
-- **m_o** (Zhang et al., "How does SimSiam avoid collapse without negative samples?", ICLR 2022,
-  §3): the norm of the batch center of the l2-normalized z; m_o → 1 when every z is the center.
-  Collapsed above ``MO_COLLAPSED_ABOVE`` = 0.95: the center then holds over 90% of z's squared
-  norm (m_o² + mean ‖r‖² = 1), which also caps z-std × √d at √(1 − m_o²) ≈ 0.31.
-- **KL(teacher ‖ student)** for DINO, where the trace has it (Caron et al. 2021, §5.3, Fig. 7:
-  it goes to 0 in both collapse modes; docs/recipes.md, "Monitors"): collapsed below
-  ``KL_COLLAPSED_BELOW`` = 0.05 nats (the Fashion-MNIST recipe's healthy run reads 0.49).
-
-Where a point holds the eval-mode statistics of the kNN monitor's held-out bank
-(``z_std_sqrt_d_eval``, ``m_o_eval``, ``rankme_eval``), those are used, and the window is made
-of such points: train-mode BN re-normalizes every batch, which keeps a collapsed z's train-mode
-z-std × √d near 0.18 while the eval-mode one reads 0.01-0.05 (the committed no-stop-gradient
-records). RankMe has no eval version yet; the train-mode RankMe of the same point is used.
+- **complete collapse**: every output is (nearly) one vector. Four statistics vote:
+  - **z-std × √d** (SimSiam §4.1, Fig. 2): the mean per-channel std of the l2-normalized z,
+    × √d; ≈ 1 for a z spread like an isotropic Gaussian, 0 when collapsed. Collapsed below
+    ``Z_COLLAPSED_BELOW`` = 0.2 (the project's ``monitor.collapse_threshold``).
+  - **RankMe** (Garrido et al., "RankMe: Assessing the Downstream Performance of Pretrained
+    Self-Supervised Representations by Their Rank", ICML 2023, Eq. 1): exp of the entropy of
+    z's normalized singular values, 1 for a z along one direction, up to d. Collapsed below
+    ``RANK_COLLAPSED_BELOW`` = 2: fewer than two effective directions.
+  - **m_o** (Zhang et al., "How does SimSiam avoid collapse without negative samples?", ICLR
+    2022, §3): the norm of the batch center of the l2-normalized z, → 1 when every z is the
+    center. Collapsed above ``MO_COLLAPSED_ABOVE`` = 0.95: the center holds over 90% of z's
+    squared norm (m_o² + mean ‖r‖² = 1).
+  - **KL(teacher ‖ student)** for DINO, where the trace has it (Caron et al., ICCV 2021, §5.3,
+    Fig. 7: it goes to 0 in both collapse modes): collapsed below ``KL_COLLAPSED_BELOW`` = 0.05
+    nats (the Fashion-MNIST recipe's healthy run reads 0.49).
+  The run is completely collapsed when a strict majority of the available statistics vote
+  collapsed.
+- **dimensional collapse** (Jing et al., "Understanding Dimensional Collapse in Contrastive
+  Self-supervised Learning", ICLR 2022, §3 and Fig. 1: the embedding spans a low-dimensional
+  subspace, seen as the tail of its singular-value spectrum falling to zero, while it is not
+  one point): not completely collapsed, and RankMe far below the same configuration's healthy
+  runs: its ratio to ``reference_rankme`` (``records.references``: the mean window RankMe of
+  the reference variant's runs of the same method and length) below ``DIM_RATIO`` = 0.25 on
+  every window point. RankMe is the effective-rank summary of that spectrum (Garrido et al.
+  §3); the record keeps the spectrum itself (``z_spectrum``). Without a reference the question
+  is not asked, and the verdict says so.
+- **failed to converge** (SimSiam Table 1b: a fixed random predictor "does not converge, and
+  the loss remains high", 1.5%, yet not collapsed): neither collapse, the loss still closer to
+  its first logged value than to its minimum (``LOSS_HIGH_ABOVE``: more than half the gap
+  left), AND kNN on h not above the random init's kNN on h (within ``KNN_AT_INIT_WITHIN`` = 2
+  points, one standard error of the difference of two kNN readings on 1,000 queries near 70%:
+  √2 · √(0.7 · 0.3 / 1000) ≈ 2 points; ± ``KNN_MARGIN`` = 2 points of margin). The loss's
+  minimum (``LOSS_MIN``): −1 for SimSiam's negative cosine (SimSiam Eq. 1), 0 for BYOL's
+  2 − 2·cos (BYOL Eq. 2); for DINO the gap is KL(teacher ‖ student) itself; MoCo v3's InfoNCE
+  has no reachable minimum and is not judged on it.
+- **healthy**: neither collapse, and converged (the loss past half its gap, or kNN on h above
+  the random init).
+- **borderline**: a question the window does not answer: no majority of the collapse
+  statistics, a RankMe ratio within the margin of ``DIM_RATIO``, or a convergence test that
+  straddles. ``Verdict.between`` names the outcomes it lies between.
 
 **Margin.** A reading within ``MARGIN`` (25%, multiplicative) of a threshold is not counted
 either way: z-std × √d in [0.16, 0.25], RankMe in [1.6, 2.5], √(1 − m_o²) within 25% of
-√(1 − 0.95²) (m_o in [0.92, 0.968]). A statistic votes "collapsed" (or "healthy") only when every
-reading of the window is clearly on that side; otherwise it *straddles*. The outcome is
-"collapsed" when a strict majority of the available statistics vote collapsed, and the
-verdict names the statistics that agree. 25% is about the scatter of one statistic between
-consecutive monitor points near the threshold in the committed traces (no-stop-gradient at
-300 steps: train-mode z-std × √d 0.19, 0.25, 0.19, 0.23 at steps 225-300).
+√(1 − 0.95²) (m_o in [0.92, 0.968]), a RankMe ratio in [0.2, 0.3125]. A statistic votes only
+when every reading of the window is clearly on one side; otherwise it straddles. 25% is about
+the scatter of one statistic between consecutive monitor points near the threshold in the
+committed traces (no-stop-gradient at 300 steps: train-mode z-std × √d 0.19, 0.25, 0.19, 0.23
+at steps 225-300).
 
-**Failed to converge** (SimSiam Table 1b: a fixed random predictor "does not converge, and the
-loss remains high", at 1.5% yet not collapsed): not collapsed, the loss still closer to its
-first logged value than to its minimum (``LOSS_HIGH_ABOVE``: more than half the gap remains,
-the same 25% margin), AND kNN on h not above the random init's kNN on h (within
-``KNN_AT_INIT_WITHIN`` = 2 points, one standard error of the difference of two kNN readings on
-1,000 queries near 70%: √2 · √(0.7 · 0.3 / 1000) ≈ 2 points; ± the same 2 points of margin).
-The loss's minimum: −1 for SimSiam's negative cosine (SimSiam Eq. 1), 0 for BYOL's 2 − 2·cos
-(BYOL Eq. 2); for DINO the gap is KL(teacher ‖ student) itself (the loss minus the teacher's
-entropy); other methods (MoCo v3's InfoNCE) have no reachable minimum and are not judged on it.
+**Window.** The monitor points in the last ``WINDOW_FRACTION`` (a fifth) of the run's steps,
+``step >= (1 − 0.2) · last step``, at least one point: steps 240-300 of a 300-step run,
+1,200-1,500 of a 1,500-step one. A fixed count of points would be the whole of a short run.
+Where the trace holds the kNN monitor's eval-mode statistics of its held-out bank
+(``z_std_sqrt_d_eval``, ``m_o_eval``, ``rankme_eval``), the window is made of those points
+and they are read in preference to the train-mode ones: train-mode BN re-normalizes every
+batch, which keeps a collapsed z's train-mode z-std × √d near 0.18 while the eval-mode one
+reads 0.01-0.05 (the committed no-stop-gradient records).
 
-**Borderline**: no majority, or not collapsed and the convergence test straddles.
+**Stability.** A statistic's vote over a window is also its vote over any sub-window (a
+reading clearly on one side stays so), so a verdict that is not borderline is the same from
+any subset of its window's points (``points=``; ``tests/test_verdict.py`` checks it on the
+committed records).
 
-**Stability.** Every statistic's vote over a window is also its vote over any sub-window (a
-reading clearly on one side stays so), so for a run not borderline the verdict is the same
-from the last 1, 2 or 3 points, or from any single one of them: the run may end on any of its
-last ``window`` points. ``tests/test_verdict.py`` checks it on the committed records.
+**p.** ``on="p"`` judges the predictor's output p (l2-normalized like z) from its own keys
+(``p_std_sqrt_d``, ``rankme_p``, ``m_o_p`` and their eval-mode versions): the collapse Zhang et
+al. (§4) argue the symmetric predictor and Mirror SimSiam reach may show in p before z.
 
-The claims these outcomes are compared with, and their sources: docs/recipes.md, "Collapse:
-the claims the ablation benchmark checks" (and the DINO section's "Monitors").
+The claims these outcomes are compared with, and their sources: ``records/explanations.py``
+and docs/recipes.md, "Collapse: the claims the ablation benchmark checks".
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from records.errors import RecordError
 
-COLLAPSED = "collapsed"
-FAILED = "failed to converge"
 HEALTHY = "healthy"
+DIMENSIONAL = "dimensional collapse"
+COMPLETE = "complete collapse"
+FAILED = "failed to converge"
 BORDERLINE = "borderline"
-OUTCOMES = (COLLAPSED, FAILED, HEALTHY, BORDERLINE)
+OUTCOMES = (HEALTHY, DIMENSIONAL, COMPLETE, FAILED, BORDERLINE)
 
-WINDOW = 3
+WINDOW_FRACTION = 0.2  # the last fifth of the run's steps
+WINDOW = 3  # records/dino_modes.py's KL mean: the last points it averages (not the verdict's)
 MARGIN = 0.25  # multiplicative band around each threshold
 Z_COLLAPSED_BELOW = 0.2
 RANK_COLLAPSED_BELOW = 2.0
 MO_COLLAPSED_ABOVE = 0.95
 KL_COLLAPSED_BELOW = 0.05
+DIM_RATIO = 0.25  # RankMe / the healthy reference's below this: dimensional collapse
 LOSS_HIGH_ABOVE = 0.5  # share of the first loss's gap to the minimum still left
 KNN_AT_INIT_WITHIN = 2.0  # points above the random init still counted as "at" it
 KNN_MARGIN = 2.0
 LOSS_MIN = {"simsiam": -1.0, "byol": 0.0}  # SimSiam Eq. 1; BYOL Eq. 2 (both view orders)
 
-_STATS = (
-    # name, eval key, train key, threshold, side of the threshold that means collapse
-    ("z-std·√d", "z_std_sqrt_d_eval", "z_std_sqrt_d", Z_COLLAPSED_BELOW, "below"),
-    ("RankMe", "rankme_eval", "rankme", RANK_COLLAPSED_BELOW, "below"),
-    ("m_o", "m_o_eval", "m_o", MO_COLLAPSED_ABOVE, "above"),
-    ("KL(t‖s)", None, "teacher_student_kl", KL_COLLAPSED_BELOW, "below"),
-)
+# Vote values of one statistic over the window
+COLLAPSED_VOTE, HEALTHY_VOTE, STRADDLES = "collapsed", "healthy", "straddles"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One statistic of the complete-collapse vote: the keys it reads, its threshold."""
+
+    name: str
+    eval_key: str | None  # the kNN bank's eval-mode reading (preferred)
+    key: str  # the train batch's reading
+    threshold: float
+    collapsed_side: str  # "below" or "above"
+
+
+STATS = {
+    "z": (
+        Stat("z-std·√d", "z_std_sqrt_d_eval", "z_std_sqrt_d", Z_COLLAPSED_BELOW, "below"),
+        Stat("RankMe", "rankme_eval", "rankme", RANK_COLLAPSED_BELOW, "below"),
+        Stat("m_o", "m_o_eval", "m_o", MO_COLLAPSED_ABOVE, "above"),
+        Stat("KL(t‖s)", None, "teacher_student_kl", KL_COLLAPSED_BELOW, "below"),
+    ),
+    "p": (
+        Stat("p-std·√d", "p_std_sqrt_d_eval", "p_std_sqrt_d", Z_COLLAPSED_BELOW, "below"),
+        Stat("RankMe(p)", None, "rankme_p", RANK_COLLAPSED_BELOW, "below"),
+        Stat("m_o(p)", "m_o_p_eval", "m_o_p", MO_COLLAPSED_ABOVE, "above"),
+    ),
+}
+RATIO = "RankMe / reference"  # the dimensional-collapse statistic's name
 
 
 @dataclass(frozen=True)
@@ -113,51 +156,102 @@ class Verdict:
 
     outcome: str
     agree: tuple[str, ...]  # names of the statistics that voted for the outcome
-    votes: tuple[Vote, ...]
+    votes: tuple[Vote, ...]  # the complete-collapse vote
     steps: tuple[int, ...]  # the window's monitor points
     eval_mode: bool  # the window holds the held-out bank's eval-mode statistics
+    rank_ratio: tuple[float, ...] = ()  # RankMe / reference_rankme per window point
+    reference_rankme: float | None = None
     loss_gap: tuple[float, ...] = ()  # share of the first loss's gap to its minimum left
     knn_delta: tuple[float, ...] = ()  # kNN on h minus the random init's, points
     converge: str = ""  # "failed", "converged", "straddles" or "" (not judged)
+    between: tuple[str, ...] = ()  # a borderline verdict: the outcomes it lies between
+    fraction: float | None = WINDOW_FRACTION  # None: the window was given as points
+    on: str = "z"
+    rank_key: str = ""  # the RankMe key the ratio read
 
     def text(self) -> str:
-        """One line: the outcome, which statistics agree, over which points."""
+        """One line: the outcome, what agrees, over which points, what was not judged."""
         where = (
             f"steps {self.steps[0]}–{self.steps[-1]}"
             if len(self.steps) > 1
-            else (f"step {self.steps[0]}")
+            else f"step {self.steps[0]}"
         )
         mode = "eval" if self.eval_mode else "train"
+        head = self.outcome
+        if self.between:
+            head += f" ({' vs '.join(self.between)})"
+        parts = [f"{head} ({self.on}, {mode}-mode, {where})"]
+        if self.rank_ratio:
+            span = _span(self.rank_ratio, "{:.2f}")
+            parts.append(
+                f"RankMe{' (eval)' if self.rank_key.endswith('_eval') else ''} {span} of the "
+                f"healthy reference {self.reference_rankme:.3g}"
+            )
         agree = [v.text() for v in self.votes if v.name in self.agree]
         rest = [f"{v.text()} {v.vote}" for v in self.votes if v.name not in self.agree]
-        parts = [f"{self.outcome} ({mode}-mode, {where})"]
         if agree:
             parts.append("agree: " + ", ".join(agree))
         if rest:
-            parts.append("other: " + ", ".join(rest))
+            label = "not complete" if self.outcome == DIMENSIONAL else "other"
+            parts.append(f"{label}: " + ", ".join(rest))
+        if self.reference_rankme is None and self.outcome != COMPLETE:
+            parts.append("dimensional collapse not judged (it needs a healthy reference RankMe)")
         if self.outcome in (FAILED, BORDERLINE) and self.converge:
-            gap = "/".join(f"{g:.2f}" for g in self.loss_gap) or "?"
-            knn = "/".join(f"{d:+.1f}" for d in self.knn_delta) or "?"
+            gap = _span(self.loss_gap, "{:.2f}")
+            knn = _span(self.knn_delta, "{:+.1f}")
             parts.append(f"loss gap left {gap}, kNN h vs init {knn} points")
         return "; ".join(parts)
 
+    def as_record(self) -> dict[str, Any]:
+        """The block a record stores as its ``verdict``."""
+        return {
+            "outcome": self.outcome,
+            "agree": list(self.agree),
+            "between": list(self.between),
+            "votes": {v.name: v.vote for v in self.votes},
+            "steps": list(self.steps),
+            "eval_mode": self.eval_mode,
+            "window_fraction": self.fraction,
+            "on": self.on,
+            "rank_ratio": list(self.rank_ratio),
+            "reference_rankme": self.reference_rankme,
+            "converge": self.converge,
+            "text": self.text(),
+        }
 
-def _side(value: float, threshold: float, collapsed_side: str, name: str) -> str:
-    """Which side of the threshold one reading falls on, clear of the margin."""
-    if name == "m_o":  # the margin on the residual's rms norm √(1 − m_o²)
+
+def _span(values: Sequence[float], fmt: str) -> str:
+    """``lo–hi`` of a window's readings (one number when they agree, ? when none)."""
+    if not values:
+        return "?"
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _side(value: float, threshold: float) -> str:
+    """ "below" or "above" the threshold, clear of the margin; else "straddles"."""
+    if value < threshold / (1 + MARGIN):
+        return "below"
+    if value > threshold * (1 + MARGIN):
+        return "above"
+    return STRADDLES
+
+
+def _vote(value: float, stat: Stat) -> str:
+    """One reading's vote on complete collapse."""
+    threshold, collapsed_side = stat.threshold, stat.collapsed_side
+    if stat.key.startswith("m_o"):  # the margin on the residual's rms norm √(1 − m_o²)
         value = math.sqrt(max(0.0, 1.0 - min(value, 1.0) ** 2))
         threshold = math.sqrt(1.0 - threshold**2)
         collapsed_side = "below"
-    lo, hi = threshold / (1 + MARGIN), threshold * (1 + MARGIN)
-    if value < lo:
-        return COLLAPSED if collapsed_side == "below" else HEALTHY
-    if value > hi:
-        return HEALTHY if collapsed_side == "below" else COLLAPSED
-    return "straddles"
+    side = _side(value, threshold)
+    if side == STRADDLES:
+        return STRADDLES
+    return COLLAPSED_VOTE if side == collapsed_side else HEALTHY_VOTE
 
 
 def _combine(sides: list[str]) -> str:
-    return sides[0] if len(set(sides)) == 1 else "straddles"
+    return sides[0] if len(set(sides)) == 1 else STRADDLES
 
 
 def is_finite_number(value: Any) -> bool:
@@ -165,32 +259,89 @@ def is_finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def monitor_points(trace: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], bool]:
-    """The trace's monitor points and whether they are eval-mode ones (the kNN bank's)."""
-    evals = [r for r in trace if is_finite_number(r.get("z_std_sqrt_d_eval"))]
+def _check_on(on: str) -> tuple[Stat, ...]:
+    if on not in STATS:
+        raise ValueError(f"on={on!r}: judge z or p (one of {', '.join(STATS)})")
+    return STATS[on]
+
+
+def monitor_points(
+    trace: Sequence[Mapping[str, Any]], on: str = "z"
+) -> tuple[list[Mapping[str, Any]], bool]:
+    """The trace's monitor points of ``on`` and whether they are eval-mode ones (the kNN
+    bank's)."""
+    stats = _check_on(on)
+    spread = stats[0]
+    evals = [r for r in trace if is_finite_number(r.get(spread.eval_key))]
     if evals:
         return evals, True
     return [
         r
         for r in trace
-        if is_finite_number(r.get("z_std_sqrt_d")) or is_finite_number(r.get("rankme"))
+        if is_finite_number(r.get(spread.key)) or is_finite_number(r.get(stats[1].key))
     ], False
 
 
-def _votes(rows: list[Mapping[str, Any]], eval_mode: bool) -> list[Vote]:
+def window_rows(
+    trace: Sequence[Mapping[str, Any]],
+    *,
+    fraction: float = WINDOW_FRACTION,
+    points: Sequence[int] | None = None,
+    on: str = "z",
+) -> tuple[list[Mapping[str, Any]], bool]:
+    """The monitor points a verdict reads: those in the last ``fraction`` of the run's steps
+    (at least the last one), or the given ``points`` (indices into the monitor points, negative
+    from the end); and whether they are eval-mode points."""
+    all_points, eval_mode = monitor_points(trace, on)
+    if not all_points:
+        raise RecordError(
+            f"no monitor points of {on} in the trace (no {STATS[on][0].key} / "
+            f"{STATS[on][1].key} readings)"
+        )
+    if points is not None:
+        return [all_points[i] for i in sorted({i % len(all_points) for i in points})], eval_mode
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction}: the window is a share of the run, in (0, 1]")
+    last = max(int(r.get("step", 0)) for r in trace if is_finite_number(r.get("step", 0)))
+    start = (1 - fraction) * last
+    rows = [r for r in all_points if int(r.get("step", 0)) >= start]
+    return rows or all_points[-1:], eval_mode
+
+
+def _votes(rows: list[Mapping[str, Any]], eval_mode: bool, on: str) -> list[Vote]:
     votes = []
-    for name, eval_key, key, threshold, side in _STATS:
+    for stat in STATS[on]:
+        eval_key = stat.eval_key
         use = (
             eval_key
             if eval_mode and eval_key and all(is_finite_number(r.get(eval_key)) for r in rows)
-            else key
+            else stat.key
         )
         values = [r.get(use) for r in rows]
         if not values or not all(is_finite_number(v) for v in values):
             continue
-        sides = [_side(float(v), threshold, side, name) for v in values]
-        votes.append(Vote(name, use, tuple(float(v) for v in values), threshold, _combine(sides)))
+        sides = [_vote(float(v), stat) for v in values]
+        votes.append(Vote(stat.name, use, tuple(float(v) for v in values), stat.threshold,
+                          _combine(sides)))  # fmt: skip
     return votes
+
+
+def rank_key(rows: Sequence[Mapping[str, Any]], on: str = "z") -> str | None:
+    """The RankMe key the window's points all have, eval-mode preferred; None if none."""
+    rank = _check_on(on)[1]
+    for key in (rank.eval_key, rank.key):
+        if key and rows and all(is_finite_number(r.get(key)) for r in rows):
+            return key
+    return None
+
+
+def window_rankme(
+    trace: Sequence[Mapping[str, Any]], *, fraction: float = WINDOW_FRACTION, on: str = "z"
+) -> float | None:
+    """The mean RankMe over the verdict's window (what a reference run contributes)."""
+    rows, _ = window_rows(trace, fraction=fraction, on=on)
+    key = rank_key(rows, on)
+    return statistics.fmean(float(r[key]) for r in rows) if key else None
 
 
 def _gap(row: Mapping[str, Any], loss_min: float | None) -> float | None:
@@ -201,39 +352,15 @@ def _gap(row: Mapping[str, Any], loss_min: float | None) -> float | None:
     return None
 
 
-def judge(
+def _converge(
     trace: Sequence[Mapping[str, Any]],
-    *,
-    window: int = WINDOW,
-    init_knn_h: float | None = None,
-    loss_min: float | None = None,
-    points: Sequence[int] | None = None,
-) -> Verdict:
-    """The verdict of a monitor trace (rows with ``step`` and any of the monitors).
-
-    ``window``: the last N monitor points; ``points``: instead, the indices (into the monitor
-    points, negative from the end) of the points to judge on. ``init_knn_h``: the random
-    init's kNN on h (default: the trace's step-0 ``knn_h``). ``loss_min``: the loss's minimum
-    (``LOSS_MIN``; None: the loss is not judged unless the trace holds DINO's KL).
-    """
-    all_points, eval_mode = monitor_points(trace)
-    if not all_points:
-        raise RecordError("no monitor points in the trace (no z_std_sqrt_d / rankme readings)")
-    if points is not None:
-        rows = [all_points[i] for i in sorted({i % len(all_points) for i in points})]
-    else:
-        rows = all_points[-max(1, window) :]
-    steps = tuple(int(r.get("step", 0)) for r in rows)
-    votes = _votes(rows, eval_mode)
-    collapsed = [v.name for v in votes if v.vote == COLLAPSED]
-    healthy = [v.name for v in votes if v.vote == HEALTHY]
-    half = len(votes) / 2
-    if len(collapsed) > half:
-        return Verdict(COLLAPSED, tuple(collapsed), tuple(votes), steps, eval_mode)
-    if not len(healthy) > half:
-        return Verdict(BORDERLINE, (), tuple(votes), steps, eval_mode)
-
-    # Not collapsed: did it converge? (SimSiam Table 1b)
+    rows: list[Mapping[str, Any]],
+    steps: tuple[int, ...],
+    init_knn_h: float | None,
+    loss_min: float | None,
+) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """SimSiam Table 1b's test over the window: ("failed" | "converged" | "straddles" | "",
+    the loss gap shares, the kNN-on-h deltas to the random init)."""
     if init_knn_h is None:
         init = [
             r for r in trace if is_finite_number(r.get("knn_h")) and int(r.get("step", -1)) == 0
@@ -242,11 +369,10 @@ def judge(
     first = next((g for r in trace if (g := _gap(r, loss_min)) is not None), None)
     gaps = [_gap(r, loss_min) for r in rows]
     loss_side = None
+    shares: list[float] = []
     if first is not None and first > 0 and all(g is not None for g in gaps):
-        shares = [g / first for g in gaps]
-        loss_side = _combine([_side(s, LOSS_HIGH_ABOVE, "above", "loss") for s in shares])
-    else:
-        shares = []
+        shares = [g / first for g in gaps]  # type: ignore[operator]
+        loss_side = _combine([_side(s, LOSS_HIGH_ABOVE) for s in shares])
     lo, hi = steps[0], steps[-1]
     knn_rows = [
         r for r in trace if is_finite_number(r.get("knn_h")) and lo <= int(r.get("step", -1)) <= hi
@@ -256,7 +382,7 @@ def judge(
             r for r in trace if is_finite_number(r.get("knn_h")) and int(r.get("step", -1)) > 0
         ]
         knn_rows = sorted(later, key=lambda r: (abs(int(r["step"]) - hi), -int(r["step"])))[:1]
-    deltas = []
+    deltas: list[float] = []
     knn_side = None
     if init_knn_h is not None and knn_rows:
         deltas = [float(r["knn_h"]) - init_knn_h for r in knn_rows]
@@ -267,50 +393,117 @@ def judge(
             elif d > KNN_AT_INIT_WITHIN + KNN_MARGIN:
                 sides.append("above")
             else:
-                sides.append("straddles")
+                sides.append(STRADDLES)
         knn_side = _combine(sides)
-    # loss side "collapsed" = share above the threshold = loss still high
     if loss_side is None or knn_side is None:
         converge = ""
-    elif loss_side == COLLAPSED and knn_side == "at_or_below":
+    elif loss_side == "above" and knn_side == "at_or_below":
         converge = "failed"
-    elif loss_side == HEALTHY or knn_side == "above":
+    elif loss_side == "below" or knn_side == "above":
         converge = "converged"
     else:
-        converge = "straddles"
-    extra = {"loss_gap": tuple(shares), "knn_delta": tuple(deltas), "converge": converge}
+        converge = STRADDLES
+    return converge, tuple(shares), tuple(deltas)
+
+
+def judge(
+    trace: Sequence[Mapping[str, Any]],
+    *,
+    fraction: float = WINDOW_FRACTION,
+    init_knn_h: float | None = None,
+    loss_min: float | None = None,
+    reference_rankme: float | None = None,
+    points: Sequence[int] | None = None,
+    on: str = "z",
+) -> Verdict:
+    """The verdict of a monitor trace (rows with ``step`` and any of the monitors).
+
+    ``fraction``: the window is the monitor points in the last ``fraction`` of the run's steps;
+    ``points``: instead, the indices (into the monitor points, negative from the end) of the
+    points to judge on. ``init_knn_h``: the random init's kNN on h (default: the trace's
+    step-0 ``knn_h``). ``loss_min``: the loss's minimum (``LOSS_MIN``; None: the loss is not
+    judged unless the trace holds DINO's KL). ``reference_rankme``: the mean window RankMe of
+    the configuration's healthy reference runs (``records.references``; None: dimensional
+    collapse is not judged). ``on``: "z" or "p" (the predictor's output).
+    """
+    rows, eval_mode = window_rows(trace, fraction=fraction, points=points, on=on)
+    steps = tuple(int(r.get("step", 0)) for r in rows)
+    votes = tuple(_votes(rows, eval_mode, on))
+    common = {
+        "votes": votes,
+        "steps": steps,
+        "eval_mode": eval_mode,
+        "reference_rankme": reference_rankme,
+        "fraction": None if points is not None else fraction,
+        "on": on,
+    }
+    key = rank_key(rows, on)
+    if reference_rankme is not None and reference_rankme > 0 and key:
+        common["rank_ratio"] = tuple(float(r[key]) / reference_rankme for r in rows)
+        common["rank_key"] = key
+    collapsed = tuple(v.name for v in votes if v.vote == COLLAPSED_VOTE)
+    healthy = tuple(v.name for v in votes if v.vote == HEALTHY_VOTE)
+    half = len(votes) / 2
+    if len(collapsed) > half:
+        return Verdict(COMPLETE, collapsed, **common)
+    ratio = common.get("rank_ratio", ())
+    ratio_side = _combine([_side(x, DIM_RATIO) for x in ratio]) if ratio else None
+    if not len(healthy) > half:
+        # the complete-collapse question is open: between complete collapse and whatever the
+        # run would be without it (dimensional collapse when RankMe is clearly low)
+        other = DIMENSIONAL if ratio_side == "below" else HEALTHY
+        return Verdict(BORDERLINE, (), between=(COMPLETE, other), **common)
+    if ratio_side == "below":
+        return Verdict(DIMENSIONAL, (RATIO,), **common)
+    if ratio_side == STRADDLES:
+        return Verdict(BORDERLINE, (), between=(DIMENSIONAL, HEALTHY), **common)
+
+    # Neither collapse: did it converge? (SimSiam Table 1b)
+    converge, shares, deltas = _converge(trace, rows, steps, init_knn_h, loss_min)
+    extra = {"loss_gap": shares, "knn_delta": deltas, "converge": converge}
     if converge == "failed":
-        return Verdict(FAILED, tuple(healthy), tuple(votes), steps, eval_mode, **extra)
-    if converge == "straddles":
-        return Verdict(BORDERLINE, (), tuple(votes), steps, eval_mode, **extra)
-    return Verdict(HEALTHY, tuple(healthy), tuple(votes), steps, eval_mode, **extra)
+        return Verdict(FAILED, healthy, **common, **extra)
+    if converge == STRADDLES:
+        return Verdict(BORDERLINE, (), between=(HEALTHY, FAILED), **common, **extra)
+    return Verdict(HEALTHY, healthy, **common, **extra)
+
+
+# The record's final values that stand in for a curve (trace key, record key)
+FINAL_KEYS = (
+    *(("z_std_sqrt_d", "z_std_sqrt_d"), ("rankme", "effective_rank"), ("m_o", "m_o")),
+    *(("z_std_sqrt_d_eval", "z_std_sqrt_d_eval"), ("m_o_eval", "m_o_eval")),
+    *(("loss", "loss"), ("knn_h", "knn_h"), ("teacher_student_kl", "teacher_student_kl")),
+)
 
 
 def record_trace(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """An ablation record's collapse curve; without one, its final values as one point."""
     curve = record.get("curve")
-    if isinstance(curve, list) and monitor_points(curve)[0]:
+    if isinstance(curve, list) and any(monitor_points(curve, on)[0] for on in STATS):
         return curve
     final = {"step": record.get("steps", 0)}
-    for key, rec_key in (
-        *(("z_std_sqrt_d", "z_std_sqrt_d"), ("rankme", "effective_rank"), ("m_o", "m_o")),
-        *(("z_std_sqrt_d_eval", "z_std_sqrt_d_eval"), ("m_o_eval", "m_o_eval")),
-        *(("loss", "loss"), ("knn_h", "knn_h"), ("teacher_student_kl", "teacher_student_kl")),
-    ):
+    for key, rec_key in FINAL_KEYS:
         if is_finite_number(record.get(rec_key)):
             final[key] = record[rec_key]
     return [final]
 
 
 def judge_record(
-    record: Mapping[str, Any], *, window: int = WINDOW, points: Sequence[int] | None = None
+    record: Mapping[str, Any],
+    *,
+    reference_rankme: float | None = None,
+    fraction: float = WINDOW_FRACTION,
+    points: Sequence[int] | None = None,
+    on: str = "z",
 ) -> Verdict:
-    """The verdict of a collapse-ablation record (its curve, random-init kNN and method)."""
+    """The verdict of an ablation record (its curve, random-init kNN and method)."""
     init = record.get("init_knn_h")
     return judge(
         record_trace(record),
-        window=window,
+        fraction=fraction,
         points=points,
         init_knn_h=float(init) if is_finite_number(init) else None,
         loss_min=LOSS_MIN.get(str(record.get("method"))),
+        reference_rankme=reference_rankme,
+        on=on,
     )
