@@ -26,14 +26,19 @@ agree with it; the record holds the run's verdict (outcome, the statistics that 
 borderline or not) and says whether the claim reproduced at this scale (the outcome is an
 expected one), and why not.
 
-Every run starts afresh. Errors are one ``error:`` line (exit 2); Ctrl-C stops at once (exit
-130) and says which run was going; the records of the runs that finished are kept, and
-``--variants``/``--seeds`` run the rest.
+The matrix resumes: a run whose record is already in ``--out`` (same variant, seed and steps)
+is skipped, and said so; ``--rerun`` runs it again. A run that is not skipped starts afresh.
+After the runs, every record in ``--out`` is re-judged with the references of the whole set
+(``experiments/rejudge.py``: a new reference run changes the verdicts of its configuration),
+and the changed outcomes are printed. Errors are one ``error:`` line (exit 2); Ctrl-C stops at
+once (exit 130) and says which run was going; the records of the runs that finished are kept,
+and the same command runs the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -42,16 +47,18 @@ from common.cli import clear_position, make_parser, note_position, run_cli
 from common.errors import UserError
 from common.overrides import parse_int_list, split_list
 from common.progress import progress
-from experiments.ablation_matrix import BY_NAME, DEFAULT_MATRIX, MATRICES
+from experiments.ablation_matrix import BY_NAME, DEFAULT_MATRIX, MATRICES, Variant
 from experiments.ablation_run import (
     DEFAULT_OUT,
     DEFAULT_STEPS,
     DEFAULT_WORK,
     format_table,
     plot,
+    run_name,
     run_variant,
     summarize,
 )
+from experiments.rejudge import format_changes, rejudge
 
 
 class AblationError(UserError, ValueError):
@@ -90,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MATRIX,
         help=f"which variants 'all' means and --list prints (default {DEFAULT_MATRIX})",
     )
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run again the runs whose record is already in --out (default: skip them)",
+    )
     p.add_argument("--list", action="store_true", help="print the matrix and exit")
     return p
 
@@ -119,6 +131,17 @@ def parse_seeds(text: str) -> list[int]:
     return parse_int_list(text, "--seeds")
 
 
+def existing_record(variant: Variant, seed: int, steps: int, out: Path) -> dict | None:
+    """The record of (variant, seed, steps) already in ``out``, if one is there and says so."""
+    path = out / f"{run_name(variant, seed, steps)}.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = (data.get("method"), data.get("variant"), data.get("seed"), data.get("steps"))
+    return data if same == (variant.method, variant.name, seed, steps) else None
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.list:
@@ -132,7 +155,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     seeds = parse_seeds(args.seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(BY_NAME[n], s) for n in names for s in seeds]
-    records = []
+    records, todo = [], []  # the records already there (the matrix resumes), the runs to do
+    for variant, seed in jobs:
+        rec = None if args.rerun else existing_record(variant, seed, args.steps, args.out)
+        if rec is None:
+            todo.append((variant, seed))
+            continue
+        records.append(rec)
+        print(f"{variant.name} seed {seed}: its record is in {args.out}, skipped (--rerun runs it)")
+    jobs = todo
     bar = progress(jobs, desc="ablation", unit="run", position=0)
     for i, (variant, seed) in enumerate(bar, start=1):
         bar.set_postfix_str(f"{variant.name} seed {seed}")
@@ -152,6 +183,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"'{' or '.join(variant.expect)}' {verdict}"
         )
     clear_position()
+    print(format_changes(rejudge(args.out)))  # every record with the whole set's references
+    ids = {r["run_id"] for r in records}
+    records = [
+        r
+        for r in (json.loads(p.read_text()) for p in sorted(args.out.glob("*.json")))
+        if r.get("run_id") in ids
+    ]
     table = format_table(summarize(records))
     print(table)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -164,7 +202,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def cli() -> None:
     """The command (``python experiments/ablate.py``, console script ``siamhub-ablate``)."""
-    run_cli(main, "re-run with --variants/--seeds for the runs not done (each run starts afresh)")
+    run_cli(main, "re-run the same command: the runs with a record in --out are skipped")
 
 
 if __name__ == "__main__":

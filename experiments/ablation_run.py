@@ -1,14 +1,21 @@
 """One collapse-ablation run: a variant's narrow, short config, the training with the collapse
 and kNN monitors, its judged result record; the table and scatter plot over runs.
 
-Judgement: the run's collapse curve gets ``records.verdict``'s robust verdict (the last
-monitor points; z-std × √d, RankMe, m_o and, for DINO, KL(teacher ‖ student) voting; the loss
-and kNN on h for "failed to converge"), and the run *reproduced* its claim when that outcome is
-one of the variant's expected ones (``records/explanations.py``). So the fixed random
-predictor (SimSiam §4.2, Table 1 (b): it "does not converge", 1.5%, not collapsed) is judged on
-the loss and kNN, not on z-std. The record keeps the verdict block (outcome, the statistics
-that agree, borderline or not) and, for reference, the final point's two-valued thresholds
-(``judge``; ``endpoint_check``):
+Judgement: the run's collapse curve gets ``records.verdict``'s windowed verdict (the monitor
+points of the last fifth of the run; z-std × √d, RankMe, m_o and, for DINO, KL(teacher ‖
+student) voting on complete collapse; RankMe against the healthy reference of the same method
+and length, ``records.references``, computed from the records already in ``--out``, for
+dimensional collapse; the loss and kNN on h for "failed to converge"), and the run
+*reproduced* its claim when that outcome is one of the variant's expected ones
+(``records/explanations.py``). So the fixed random predictor (SimSiam §4.2, Table 1 (b): it
+"does not converge", 1.5%, not collapsed) is judged on the loss and kNN, not on z-std. A
+reference run written later changes the reference: ``experiments/rejudge.py`` (which
+``experiments/ablate.py`` runs after its matrix) re-judges every record with the references of
+the whole set. The record keeps the verdict block (``Verdict.as_record``), the curve with the
+monitors of z, of the predictor's output p and of the eval-mode bank (``CURVE_KEYS``), the
+bank z's last singular-value spectrum (``z_spectrum``, Jing et al., ICLR 2022, Fig. 1) and, for
+reference, the final point's two-valued thresholds of the paper's claim (``judge``;
+``endpoint_check``, not a verdict):
 - ``collapse``: z-std × √d < 0.2 and kNN on z within 10 points of chance (10%);
 - ``no_collapse``: z-std × √d > 0.5 and kNN on h above the same run's random-init kNN on h.
 """
@@ -30,7 +37,7 @@ from hub.provenance import git_sha
 from pretrain.config import Config, load_config
 from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
 from pretrain.train import Trainer
-from records.verdict import BORDERLINE, judge_record
+from records.references import judged
 from records.verdict import Z_COLLAPSED_BELOW as COLLAPSED_BELOW
 from records.write import write_record_at
 
@@ -47,9 +54,15 @@ DEFAULT_OUT = Path("leaderboards/results/ablation")
 DEFAULT_WORK = Path("runs/ablation")  # run directories, the table and the scatter plot
 CURVE_KEYS = (
     *("step", "loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_z", "knn_h"),
-    *("z_std_sqrt_d_eval", "m_o_eval", "r_over_o_eval"),  # the kNN bank's z, eval mode
+    # the predictor's output p, l2-normalized like z (Zhang et al. ICLR 2022 §3-4), and the
+    # predictor's eigen-alignment with the correlation of z (Tian et al. ICML 2021 §4)
+    *("p_std_sqrt_d", "rankme_p", "m_o_p", "r_over_o_p", "pred_alignment"),
+    # the kNN bank's z (and p), eval mode
+    *("z_std_sqrt_d_eval", "m_o_eval", "r_over_o_eval", "rankme_eval"),
+    *("p_std_sqrt_d_eval", "m_o_p_eval"),
     *("teacher_entropy", "teacher_student_kl"),  # DINO (§5.3, Fig. 7): the verdict's KL
 )
+SPECTRUM_KEY = "z_spectrum_eval"  # the bank z's singular values / the largest: kept once, last
 
 # The narrow, short version of each method's Fashion-MNIST recipe (one run ≈ 1 CPU-minute).
 FAST = [
@@ -132,19 +145,25 @@ def judge(expect: str, rec: dict) -> tuple[bool, list[str]]:
     return not failed, failed
 
 
-def verdict_block(rec: dict) -> dict:
-    """``records.verdict``'s verdict of a record's curve, as the record stores it."""
-    v = judge_record(rec)
-    return {
-        "outcome": v.outcome,
-        "agree": list(v.agree),
-        "borderline": v.outcome == BORDERLINE,
-        "votes": {vote.name: vote.vote for vote in v.votes},
-        "steps": list(v.steps),
-        "eval_mode": v.eval_mode,
-        "converge": v.converge,
-        "text": v.text(),
-    }
+def read_records(out_dir: Path) -> list[dict]:
+    """The ablation records already in ``out_dir`` (unreadable or foreign files skipped)."""
+    found = []
+    for path in sorted(out_dir.glob("*.json")) if out_dir.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("task") == "ablation" and "run_id" in data:
+            found.append(data)
+    return found
+
+
+def verdict_block(rec: dict, others: list[dict] | None = None) -> dict:
+    """``records.verdict``'s verdict of a record's curve with its reference RankMe (from
+    ``others`` and the record itself, ``records.references``), as the record stores it."""
+    me = {**rec, "task": "ablation", "run_id": str(rec.get("run_id", ""))}
+    same = [r for r in others or [] if r.get("run_id") != me["run_id"]]
+    return judged([*same, me])[me["run_id"]].as_record()
 
 
 def judge_verdict(expect: tuple[str, ...], verdict: dict) -> tuple[bool, list[str]]:
@@ -213,7 +232,6 @@ def run_variant(
         "m_o_eval": final.get("m_o_eval"),
         "r_over_o_eval": final.get("r_over_o_eval"),
         "loss": final["loss"],
-        "collapsed": bool(final["collapsed"]),
         "wall_seconds": wall,
         "train_seconds": trainer.train_seconds,
         "knn_protocol": {
@@ -223,6 +241,9 @@ def run_variant(
             "t": cfg.monitor.knn_t,
         },
         "curve": [{k: row[k] for k in CURVE_KEYS if k in row} for row in rows],
+        "z_spectrum": next(
+            (row[SPECTRUM_KEY] for row in reversed(rows) if SPECTRUM_KEY in row), None
+        ),
         "config": cfg.to_dict(),
         "git_sha": git_sha() or "unknown",
         "torch": torch.__version__,
@@ -230,7 +251,7 @@ def run_variant(
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    rec["verdict"] = verdict_block(rec)
+    rec["verdict"] = verdict_block(rec, read_records(out_dir))
     rec["reproduced"], rec["not_reproduced_because"] = judge_verdict(variant.expect, rec["verdict"])
     rec["endpoint_check"] = judge(variant.matrix_expect, rec)[1]
     # validated against the record contract; a re-run of the same (variant, seed, steps)
@@ -266,7 +287,6 @@ def summarize(records: list[dict]) -> list[dict]:
                 "knn_z": mean("knn_z"),
                 "knn_h": mean("knn_h"),
                 "init_knn_h": mean("init_knn_h"),
-                "collapsed": sum(r["collapsed"] for r in rs),
                 "outcomes": outcome_counts(rs),
                 "reproduced": sum(r["reproduced"] for r in rs),
                 "wall_seconds": mean("wall_seconds"),
@@ -278,7 +298,7 @@ def summarize(records: list[dict]) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     head = (
         f"{'variant':<24} {'claim':<12} {'seeds':>5} {'z·√d':>6} {'rank':>6} {'m_o':>5} "
-        f"{'kNN z':>6} {'kNN h':>6} {'init h':>6} {'collapsed':>9} {'reproduced':>10} {'s/run':>6}"
+        f"{'kNN z':>6} {'kNN h':>6} {'init h':>6} {'reproduced':>10} {'s/run':>6}"
         "  verdicts"
     )
     lines = [head, "-" * len(head)]
@@ -287,7 +307,7 @@ def format_table(rows: list[dict]) -> str:
         lines.append(
             f"{r['variant']:<24} {r['expect']:<12} {n:>5} {r['z_std_sqrt_d']:>6.3f} "
             f"{r['effective_rank']:>6.1f} {r['m_o']:>5.2f} {r['knn_z']:>6.1f} {r['knn_h']:>6.1f} "
-            f"{r['init_knn_h']:>6.1f} {r['collapsed']:>5}/{n:<3} {r['reproduced']:>6}/{n:<3} "
+            f"{r['init_knn_h']:>6.1f} {r['reproduced']:>6}/{n:<3} "
             f"{r['wall_seconds']:>6.0f}  {r['outcomes']}"
         )
     lines.append(

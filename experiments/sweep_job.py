@@ -90,7 +90,6 @@ def pretrain_record(run: Path, summary: dict[str, Any], point: dict[str, Any]) -
     cfg = from_dict(summary["config"])
     steps = summary["steps"]
     metrics = {k: v for k, v in summary["final"].items()}
-    metrics["collapsed"] = bool(summary["collapsed"])
     metrics["train_seconds"] = summary["train_seconds"]
     metrics["images_per_second"] = (
         steps * cfg.train.batch_size / summary["train_seconds"] if summary["train_seconds"] else 0
@@ -135,6 +134,7 @@ def pretrain_record(run: Path, summary: dict[str, Any], point: dict[str, Any]) -
         },
         "metrics": metrics,
         "sweep": point["sweep"],
+        "verdict": summary.get("verdict"),  # records.verdict's, over the run's last fifth
         "seed": cfg.train.seed,
         "git_sha": git_sha(),
         "hardware": records.hardware(),

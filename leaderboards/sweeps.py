@@ -2,13 +2,17 @@
 
 A sweep point is a pretraining record (task ``pretrain``) with a ``sweep`` block {id, axis,
 value, values}; the transfer records run on that point carry the same block. A row per point
-shows the pretraining (lr, accumulation, steps, loss, z-std × √d, collapse, throughput) and
-the kNN / linear top-1 of the transfer records of the same sweep id and value.
+shows the pretraining (lr, accumulation, steps, loss, z-std × √d, the run's verdict,
+throughput) and the kNN / linear top-1 of the transfer records of the same sweep id and value.
+The verdict column counts the seeds' ``verdict`` outcomes (``records.verdict``: the windowed
+verdict over the run's last fifth, the one ``summary.json`` holds); a record written before the
+verdict holds only a single-point flag, which is not shown ("not judged").
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from leaderboards.aggregate import Group, group_records
@@ -27,6 +31,7 @@ SAME_ON_METHODS = (
     "A sweep over recipes compares methods: its points are also rows of the "
     "[methods board](methods.md), beside the other transfer tasks."
 )
+NOT_JUDGED = "not judged"  # a record from before the windowed verdict (no curve to judge)
 TRANSFER_COLUMNS = (("knn", "top1_k20", "kNN top-1 k=20"), ("linear", "top1", "linear top-1"))
 
 
@@ -51,8 +56,13 @@ def _stat(groups: list[Group], metric: str, digits: int = 1) -> str:
     return "<br>".join(cells) or "–"
 
 
-def _flag(groups: list[Group], metric: str) -> str:
-    cells = [f"{g.flags[metric][0]}/{g.flags[metric][1]}" for g in groups if metric in g.flags]
+def _verdicts(groups: list[Group]) -> str:
+    """Per group, the seeds' verdict outcomes: ``healthy 2/3, borderline 1/3``."""
+    cells = []
+    for g in groups:
+        outcomes = [(r.data.get("verdict") or {}).get("outcome") or NOT_JUDGED for r in g.records]
+        n = len(outcomes)
+        cells.append(", ".join(f"{o} {c}/{n}" for o, c in Counter(outcomes).items()))
     return "<br>".join(cells) or "–"
 
 
@@ -79,7 +89,7 @@ def sweep_tables(
             {json.dumps(_value(g), sort_keys=True): _value(g) for g in _flat(by_task)}.values(),
             key=_value_key,
         )  # fmt: skip
-        headers = [axis, "lr", "accum steps", "steps", "loss", "z-std × √d", "collapsed"]
+        headers = [axis, "lr", "accum steps", "steps", "loss", "z-std × √d", "verdict"]
         headers += ["img/s", *(h for _, _, h in TRANSFER_COLUMNS), "n seeds", "runs", "date"]
         rows, points = [], []
         for value in values:
@@ -95,7 +105,7 @@ def sweep_tables(
                 _protocol(pre, "steps"),
                 _stat(pre, "loss", 3),
                 _stat(pre, "z_std_sqrt_d", 3),
-                _flag(pre, "collapsed"),
+                _verdicts(pre),
                 _stat(pre, "images_per_second", 0),
             ]
             found: dict[str, Group | None] = {}
@@ -175,9 +185,13 @@ def render_sweeps(
     parts = [marker(paths), "", f"# {TITLE}", ""]
     parts += [
         "One row per sweep point: the pretraining at that point (lr after the recipe's scaling "
-        "rule, gradient-accumulation steps, optimizer steps, final loss, z-std × √d, collapsed "
-        "seeds / seeds, images per second) and the kNN and linear top-1 of the transfer runs "
-        "on that point's encoder. Cells hold mean ± std over seeds; " + HOW_TO_READ + ".",
+        "rule, gradient-accumulation steps, optimizer steps, final loss, z-std × √d, the "
+        "seeds' verdicts, images per second) and the kNN and linear top-1 of the transfer runs "
+        "on that point's encoder. The verdict is `records/verdict.py`'s over the last fifth of "
+        "the run (healthy, complete collapse, failed to converge or borderline; dimensional "
+        "collapse needs a healthy reference of the same configuration, which a sweep point "
+        f"does not have); a record from before it is {NOT_JUDGED!r}. Cells hold mean ± std "
+        "over seeds; " + HOW_TO_READ + ".",
         "",
         "## Measured",
         "",

@@ -6,6 +6,11 @@ schedules span) and the trained one (``trained``: steps, epochs, stopped_early),
 for a run stopped by ``train.max_steps``, and every config change a resume made
 (``config_changes``: step, key, old and new value, from the run's event log), so that a run
 whose DINO temperature changed half-way does not read as a run of its final config.
+
+``verdict`` is ``records.verdict``'s windowed verdict over the run's metrics rows (the monitor
+points of its last fifth), the one the ablation records and the boards use; one run has no
+healthy reference of its configuration, so dimensional collapse is not judged here (the
+verdict's text says so). A run without monitor points (``monitor.every=0``) has none.
 """
 
 from __future__ import annotations
@@ -20,7 +25,18 @@ from pretrain.evaluate import final_knn_report, format_report
 from pretrain.hooks import EVAL_COLLAPSE_KEYS, write_encoder
 from pretrain.plots import plot_collapse_curves
 from pretrain.train import Trainer
+from records.errors import RecordError
 from records.length import trained_block
+from records.verdict import LOSS_MIN, judge
+
+
+def run_verdict(rows: list[dict[str, Any]], method: str) -> dict[str, Any] | None:
+    """The windowed verdict of a run's metrics rows as the records store it; None when the
+    rows hold no monitor point."""
+    try:
+        return judge(rows, loss_min=LOSS_MIN.get(method)).as_record()
+    except RecordError:
+        return None
 
 
 def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None = None) -> dict:
@@ -28,7 +44,7 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
     cfg, run_dir = trainer.cfg, trainer.run_dir
     rows = [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines() if r]
     last = {k: v for row in rows for k, v in row.items()}  # latest value of every metric
-    collapsed = bool(last.get("collapsed", False))  # the CollapseMonitor's flag at its last check
+    verdict = run_verdict(rows, cfg.method.name)
     summary = {
         "recipe": cfg.recipe,
         "method": cfg.method.name,
@@ -45,7 +61,7 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
                 *(f"{key}_eval" for key in EVAL_COLLAPSE_KEYS),
             )
         },
-        "collapsed": collapsed,
+        "verdict": verdict,
         "config": cfg.to_dict(),
         "config_changes": [
             {k: e[k] for k in ("step", "key", "old", "new")}
@@ -54,12 +70,7 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
         ],
         **(extra or {}),
     }
-    if collapsed:
-        print(
-            f"COLLAPSED: z-std × √d = {last['z_std_sqrt_d']:.3f} "
-            f"< {cfg.monitor.collapse_threshold} "
-            "(the representation is nearly constant)"
-        )
+    print(f"verdict: {verdict['text']}" if verdict else "verdict: none (no monitor points)")
     if cfg.eval.final_knn and cfg.data.dataset == "fashion_mnist":
         report = final_knn_report(trainer.model, cfg, trainer.device)
         summary["knn_eval"] = report

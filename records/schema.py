@@ -16,7 +16,8 @@ from records.values import check_ablation_values, check_values
 from records.verdict import OUTCOMES
 
 ABLATION_STRINGS = ("method", "variant", "expect")
-ABLATION_BOOLS = ("collapsed", "reproduced")
+ABLATION_BOOLS = ("reproduced",)
+REJUDGE = "python experiments/rejudge.py"  # rewrites older ablation records' verdicts
 
 Samples = tuple[tuple[int | None, dict[str, Any]], ...]
 
@@ -108,6 +109,8 @@ def _check_run(data: dict) -> None:
                 first, *others = keys
                 alternatives = ", ".join(f"'{where}{k}'" for k in others)
                 raise RecordError(f"missing key '{where}{first}' (or {alternatives})")
+    if data.get("verdict") is not None:  # a pretraining record's (experiments/sweep_job.py)
+        _check_verdict(data["verdict"])
     check_values(data, transfer=spec.kind == "transfer")
 
 
@@ -115,6 +118,11 @@ def _check_ablation(data: dict) -> None:
     """Collapse-ablation records (``experiments/ablate.py``): numbers at the top level."""
     for key in ABLATION_STRINGS:
         _need(data, key, str, "a string")
+    if "verdict" not in data or "collapsed" in data:
+        raise RecordError(
+            "an ablation record from before the windowed verdict (a 'collapsed' flag, no "
+            f"'verdict'): rewrite it with {REJUDGE}"
+        )
     for (key,) in get("ablation").required:
         _need_number(data, key)
     for key in ABLATION_BOOLS:
@@ -127,7 +135,7 @@ def _check_ablation(data: dict) -> None:
     check_ablation_values(data)
     _optional(data, "knn_protocol", dict, "an object")
     _optional(data, "not_reproduced_because", list, "a list of strings")
-    _check_verdict(data.get("verdict"))
+    _check_verdict(data["verdict"])
     curve = data.get("curve")
     if curve is not None:
         if not isinstance(curve, list):
@@ -138,9 +146,7 @@ def _check_ablation(data: dict) -> None:
 
 
 def _check_verdict(verdict: Any) -> None:
-    """The optional ``verdict`` block (``records.verdict``; records before it lack one)."""
-    if verdict is None:
-        return
+    """A ``verdict`` block (``records.verdict.Verdict.as_record``)."""
     if not isinstance(verdict, dict):
         raise RecordError(f"'verdict' must be an object, got {type(verdict).__name__}")
     if verdict.get("outcome") not in OUTCOMES:
@@ -149,7 +155,8 @@ def _check_verdict(verdict: Any) -> None:
             f"got {verdict.get('outcome')!r}"
         )
     _need(verdict, "agree", list, "a list of strings", "verdict.")
-    _need(verdict, "borderline", bool, "true or false", "verdict.")
+    _need(verdict, "steps", list, "a list of steps", "verdict.")
+    _need(verdict, "text", str, "a string", "verdict.")
 
 
 def validate(data: Any) -> Samples:

@@ -47,7 +47,7 @@ def test_judge_no_collapse_needs_spread_and_a_gain_over_random_init():
 
 def test_matrix_covers_the_claims_of_the_recipes():
     matrix = MATRICES["collapse"]
-    collapse = {v.name for v in matrix if v.expect == (V.COLLAPSED,)}
+    collapse = {v.name for v in matrix if v.matrix_expect == "collapse"}
     healthy = {v.name for v in matrix if v.expect == (V.HEALTHY,)}
     assert {"no_stop_grad", "no_predictor", "symmetric_predictor", "mirror", "byol_tau0"} == (
         collapse
@@ -104,7 +104,7 @@ def test_fixed_random_predictor_is_judged_on_loss_and_knn_not_on_z_std():
     # kNN on h 1 point below its random init (clear of the 2 +- 2 point band)
     stuck = {"method": "simsiam", "init_knn_h": 73.0, "curve": trace(0.9, 30, 0.3, -0.2, 72.0)}
     verdict = verdict_block(stuck)
-    assert verdict["outcome"] == V.FAILED and not verdict["borderline"]
+    assert verdict["outcome"] == V.FAILED and not verdict["between"]
     assert set(verdict["agree"]) == {"z-std·√d", "RankMe", "m_o"}
     assert judge_verdict(v.expect, verdict) == (True, [])
     # the old end-point rule for "collapse" would have called it not reproduced
@@ -115,12 +115,36 @@ def test_fixed_random_predictor_is_judged_on_loss_and_knn_not_on_z_std():
     assert verdict["outcome"] == V.HEALTHY
     ok, why = judge_verdict(v.expect, verdict)
     assert not ok and why[0].startswith("verdict healthy") and "failed to converge" in why[0]
-    # collapsed: not reproduced either
+    # completely collapsed: not reproduced either
     flat = {"method": "simsiam", "init_knn_h": 73.0, "curve": trace(0.05, 1.2, 0.999, -0.99, 20)}
     verdict = verdict_block(flat)
-    assert verdict["outcome"] == V.COLLAPSED
+    assert verdict["outcome"] == V.COMPLETE
     assert not judge_verdict(v.expect, verdict)[0]
-    assert judge_verdict(BY_NAME["no_stop_grad"].expect, verdict) == (True, [])
+    assert judge_verdict((V.COMPLETE, V.DIMENSIONAL), verdict) == (True, [])
+
+
+def record_of(variant: str, seed: int, rank: float) -> dict:
+    """A judged-looking record of a spread z (z-std·√d 0.8, m_o 0.5) with RankMe ``rank``."""
+    return {
+        "task": "ablation", "run_id": f"simsiam-{variant}-seed{seed}", "method": "simsiam",
+        "variant": variant, "seed": seed, "steps": 300, "init_knn_h": 73.0,
+        "curve": trace(0.8, rank, 0.5, -0.95, 80.0),
+    }  # fmt: skip
+
+
+def test_the_verdict_block_reads_rankme_against_the_records_already_there():
+    """The reference is the same method and length's reference variant in the records already
+    written (records.references): RankMe 4 is dimensional collapse beside references of 30,
+    and not judged for dimensional collapse without them."""
+    refs = [record_of("simsiam", s, 30.0) for s in (0, 1, 2)]
+    run = record_of("enc_lr_10x", 0, 4.0)
+    verdict = verdict_block(run, refs)
+    assert verdict["outcome"] == V.DIMENSIONAL and verdict["reference_rankme"] == 30.0
+    assert verdict["rank_ratio"] and max(verdict["rank_ratio"]) < V.DIM_RATIO
+    alone = verdict_block(run, [])
+    assert alone["outcome"] == V.HEALTHY and alone["reference_rankme"] is None
+    # a reference run is its own reference with the others (its own record replaced)
+    assert verdict_block(refs[0], refs)["rank_ratio"] == [1.0] * len(verdict["steps"])
 
 
 def small_runs(monkeypatch) -> None:
@@ -140,17 +164,19 @@ def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
     on_disk = json.loads((out / "simsiam-no_stop_grad-seed0.json").read_text())
     assert on_disk == json.loads(json.dumps(r))
     for key in ("method", "variant", "seed", "knn_z", "knn_h", "init_knn_z", "init_knn_h",
-                "z_std_sqrt_d", "effective_rank", "m_o", "collapsed", "steps", "wall_seconds",
+                "z_std_sqrt_d", "effective_rank", "m_o", "steps", "wall_seconds", "z_spectrum",
                 "reproduced", "not_reproduced_because", "claim", "source"):  # fmt: skip
         assert key in on_disk, key
+    assert "collapsed" not in on_disk  # the windowed verdict only
     assert on_disk["steps"] == 2 and on_disk["config"]["method"]["stop_grad"] is False
     assert on_disk["reproduced"] == (not on_disk["not_reproduced_because"])
     verdict = on_disk["verdict"]  # records.verdict on the run's own curve
     assert verdict["outcome"] in V.OUTCOMES and isinstance(verdict["agree"], list)
-    assert verdict["borderline"] == (verdict["outcome"] == V.BORDERLINE)
+    assert verdict["window_fraction"] == V.WINDOW_FRACTION
     assert verdict == verdict_block(on_disk)
     assert on_disk["reproduced"] == (verdict["outcome"] in on_disk["expect_outcomes"])
-    assert on_disk["expect_outcomes"] == [V.COLLAPSED] and on_disk["expect"] == "collapse"
+    assert on_disk["expect_outcomes"] == list(BY_NAME["no_stop_grad"].expect)
+    assert on_disk["expect"] == "collapse"
     validate(on_disk)
     assert on_disk["task"] == "ablation" and on_disk["run_id"] == "simsiam-no_stop_grad-seed0"
     curve = on_disk["curve"]  # step 0 (with the random-init kNN), then the logged steps
@@ -187,17 +213,70 @@ def test_a_dino_variant_runs_with_its_recipe_and_keeps_the_kl(tiny_fmnist, tmp_p
     assert r["config"]["method"]["out_dim"] == 1024
     assert any("teacher_student_kl" in row for row in r["curve"])
     assert "KL(t‖s)" in r["verdict"]["votes"]  # the verdict's DINO statistic
-    assert r["reproduced"] == (r["verdict"]["outcome"] == V.COLLAPSED)
+    assert r["reproduced"] == (r["verdict"]["outcome"] in BY_NAME["dino_no_centering"].expect)
 
 
-def test_schema_accepts_old_records_and_checks_the_verdict_block():
+def test_the_matrix_resumes_where_it_stopped(tiny_fmnist, tmp_path, monkeypatch, capsys):
+    """A run whose record is in --out is skipped, and said so; --rerun runs it again; after
+    the runs every record is re-judged with the whole set's references."""
+    small_runs(monkeypatch)
+    out, work = tmp_path / "results", tmp_path / "w"
+    args = ["--variants", "simsiam", "--seeds", "0", "--steps", "2", "--data", str(tiny_fmnist)]
+    args += ["--out", str(out), "--work", str(work)]
+    first = ablate.main(args)
+    path = out / f"{ablation_run.run_name(BY_NAME['simsiam'], 0, 2)}.json"
+    written = path.read_bytes()
+    capsys.readouterr()
+    again = ablate.main(args)
+    printed = capsys.readouterr().out
+    assert "simsiam seed 0: its record is in" in printed and "skipped" in printed
+    assert path.read_bytes() == written  # not run again, and its verdict unchanged
+    assert again == first == [json.loads(written)]
+    ablate.main([*args, "--rerun"])
+    assert "skipped" not in capsys.readouterr().out
+    assert json.loads(path.read_bytes())["date"] >= first[0]["date"]
+
+
+def test_rejudge_rewrites_old_records_and_drops_the_flag(tmp_path, capsys):
+    """An old record (a single-point flag, a verdict without reference) is refused by the
+    schema, and experiments/rejudge.py rewrites it from its curve."""
+    from experiments import rejudge
+
+    out = tmp_path / "ablation"
+    out.mkdir()
+    refs = [record_of("simsiam", s, 30.0) for s in (0, 1, 2)]
+    old = {**record_of("enc_lr_10x", 0, 4.0), "collapsed": False, "expect": "no_collapse",
+           "knn_z": 60.0, "knn_h": 80.0, "z_std_sqrt_d": 0.8, "effective_rank": 4.0,
+           "m_o": 0.5, "reproduced": True, "verdict": {"outcome": "healthy"}}  # fmt: skip
+    with pytest.raises(RecordError, match="python experiments/rejudge.py"):
+        validate(old)
+    for r in (*refs, old):
+        full = {**old, **r, "collapsed": False, "verdict": {"outcome": "healthy"}}
+        (out / f"{r['run_id']}.json").write_text(json.dumps(full))
+    changes = rejudge.main(["--out", str(out)])
+    table = capsys.readouterr().out
+    assert {c.run_id: (c.old, c.new) for c in changes if c.changed} == {
+        "simsiam-enc_lr_10x-seed0": ("healthy", V.DIMENSIONAL)
+    }
+    assert "simsiam-enc_lr_10x-seed0" in table and "1 of 4 records changed outcome" in table
+    new = json.loads((out / "simsiam-enc_lr_10x-seed0.json").read_text())
+    validate(new)
+    assert "collapsed" not in new and new["verdict"]["outcome"] == V.DIMENSIONAL
+    assert new["expect_outcomes"] == list(BY_NAME["enc_lr_10x"].expect)
+    assert new["reproduced"] == (V.DIMENSIONAL in BY_NAME["enc_lr_10x"].expect)
+    assert new["curve"] == old["curve"] and new["knn_h"] == old["knn_h"]
+    assert rejudge.main(["--out", str(out)]) == [  # a second pass changes nothing
+        rejudge.Change(c.run_id, c.new, c.new, c.ratio) for c in changes
+    ]
+
+
+def test_schema_checks_the_verdict_block():
     old = {
         "task": "ablation",
         "method": "simsiam",
         "variant": "simsiam",
         "expect": "no_collapse",
         "seed": 0,
-        "collapsed": False,
         "reproduced": True,
         "knn_z": 50.0,
         "knn_h": 75.0,
@@ -206,13 +285,16 @@ def test_schema_accepts_old_records_and_checks_the_verdict_block():
         "m_o": 0.3,
         "init_knn_h": 73.0,
     }
-    validate(old)  # a record written before the verdict
-    good = {"outcome": V.FAILED, "agree": ["m_o"], "borderline": False}
+    with pytest.raises(RecordError, match="rejudge.py"):
+        validate(old)  # a record written before the verdict
+    good = V.judge(trace(0.9, 30, 0.3, -0.2, 72.0), loss_min=-1.0).as_record()
     validate({**old, "verdict": good})
+    with pytest.raises(RecordError, match="rejudge.py"):
+        validate({**old, "verdict": good, "collapsed": False})  # no flag beside it
     with pytest.raises(RecordError, match="verdict.outcome"):
-        validate({**old, "verdict": {**good, "outcome": "fine"}})
-    with pytest.raises(RecordError, match="verdict.borderline"):
-        validate({**old, "verdict": {"outcome": V.HEALTHY, "agree": []}})
+        validate({**old, "verdict": {**good, "outcome": "collapsed"}})
+    with pytest.raises(RecordError, match="verdict.text"):
+        validate({**old, "verdict": {k: v for k, v in good.items() if k != "text"}})
 
 
 def test_unknown_variant_is_named(capsys):

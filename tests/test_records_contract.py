@@ -190,12 +190,36 @@ def test_a_record_with_an_impossible_value_is_not_written(
     assert not (tmp_path / "bad").exists()
 
 
+def ablation_fixture() -> dict:
+    """The board fixtures' SimSiam ablation record, judged as ``experiments/rejudge.py`` does
+    (a fixture written before the windowed verdict carries the single-point flag instead)."""
+    from experiments.rejudge import rejudged
+    from records.verdict import judge_record
+
+    fixture = ROOT / "tests/data/leaderboard_records/ablation/simsiam-simsiam-seed0.json"
+    record = json.loads(fixture.read_text())
+    return rejudged(record, judge_record(record))
+
+
+def test_an_ablation_record_with_the_single_point_flag_is_not_written(tmp_path: Path):
+    """One verdict: a record with the old ``collapsed`` flag, or without a verdict, is refused
+    in one line that names the command rewriting it."""
+    record = ablation_fixture()
+    write_record_at(tmp_path / "good.json", record)
+    no_verdict = {k: v for k, v in record.items() if k != "verdict"}
+    for bad in ({**record, "collapsed": False}, no_verdict):
+        with pytest.raises(RecordError) as err:
+            write_record_at(tmp_path / "bad.json", bad)
+        assert "rewrite it with python experiments/rejudge.py" in str(err.value)
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "bad.json").exists()
+
+
 @pytest.mark.parametrize(("key", "value"), [("steps", 0), ("steps", -300), ("batch_size", 0)])
 def test_an_ablation_record_of_an_impossible_length_is_not_written(
     key: str, value: int, tmp_path: Path
 ):
-    fixture = ROOT / "tests/data/leaderboard_records/ablation/simsiam-simsiam-seed0.json"
-    record = json.loads(fixture.read_text())
+    record = ablation_fixture()
     write_record_at(tmp_path / "good.json", record)
     with pytest.raises(RecordError, match=rf"not written: {key}={value} is out of range: must"):
         write_record_at(tmp_path / "bad.json", {**record, key: value})
