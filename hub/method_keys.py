@@ -18,7 +18,7 @@ _EMA = ("momentum_base", "momentum_schedule")  # the Trainer's target update (BY
 METHOD_KEYS: dict[str, frozenset[str]] = {
     "simsiam": frozenset(
         {"name", *_HEADS, *_PREDICTOR, "stop_grad", "symmetric_predictor", "mirror"}
-        | {"target_refresh_steps"}
+        | {"target_refresh_steps", "center_target"}
     ),
     "byol": frozenset({"name", *_HEADS, *_PREDICTOR, *_EMA}),
     "mocov3": frozenset({"name", *_HEADS, *_PREDICTOR, *_EMA, "temperature"}),

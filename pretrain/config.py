@@ -47,6 +47,9 @@ class MethodConfig:
     symmetric_predictor: bool = False  # predictor on both branches (Zhang et al. 2022)
     mirror: bool = False  # stop-gradient on the predictor's input, not the target (Zhang et al.)
     target_refresh_steps: int = 0  # SimSiam §5 k-step alternation; 0: the live target (k = 1)
+    # SimSiam: the stop-gradient target de-centred, sg(z/|z| - its batch mean) (Zhang et al.
+    # 2022 §3's z = o + r, target r); with predictor "none" it isolates de-centering.
+    center_target: bool = False
     # EMA target (BYOL, MoCo v3): m = 1 - (1 - momentum_base)(cos(pi k/K) + 1)/2 per step k.
     momentum_base: float = 0.996  # EMA target momentum (BYOL tau_base); 1.0 = a fixed target
     momentum_schedule: str = "cosine"  # "cosine" (to 1) or "constant" (tau_base every step)
@@ -135,7 +138,9 @@ class MonitorConfig:
     knn_queries: int = 2000  # held-out labelled images queried
     knn_k: int = 20  # the monitor's kNN neighbours
     knn_t: float = 0.07  # the monitor's kNN vote temperature (exp(sim / t))
-    collapse_threshold: float = Z_COLLAPSED_BELOW  # z-std × √d below this: collapsed
+    # Not read any more: a run's verdict is records.verdict's, over a window of monitor points,
+    # not one reading against this (kept so that the configs earlier runs stored still load).
+    collapse_threshold: float = Z_COLLAPSED_BELOW
 
 
 @dataclass

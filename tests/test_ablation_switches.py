@@ -150,3 +150,95 @@ def test_constant_lr_predictor_is_fix_pred_lr(tiny_fmnist):
     apply_lr(opt, cfg.init_lr, 0.1 * cfg.init_lr)
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert lrs == {"encoder": pytest.approx(0.1 * cfg.init_lr), "predictor": cfg.init_lr}
+
+
+def identity_simsiam(**kw) -> SimSiam:
+    """SimSiam whose backbone and projector are the identity: forward(z1, z2) sees z directly,
+    so the loss's gradient w.r.t. z can be checked by hand."""
+    m = model(**kw)
+    m.backbone, m.projector = nn.Identity(), nn.Identity()
+    return m
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True)
+
+
+def test_center_target_gradient_by_hand():
+    """predictor 'none', center_target: L = D(z1, sg(t2))/2 + D(z2, sg(t1))/2 with
+    t = ẑ − mean_batch ẑ (Zhang et al. 2022's residual r of the normalized z). Only the first
+    term reaches z1: dL/dz1_i = −(1/2N)(t̂2_i − (ẑ1_i·t̂2_i) ẑ1_i)/‖z1_i‖."""
+    m = identity_simsiam(predictor="none", center_target=True)
+    gen = torch.Generator().manual_seed(0)
+    z1 = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    z2 = torch.randn(4, 3, generator=gen, dtype=torch.float64) + 1.0
+    leaf = z1.clone().float().requires_grad_(True)
+    out = m(leaf, z2.float())
+    out["loss"].backward()
+
+    t2 = unit(unit(z2) - unit(z2).mean(0))  # (N, D): the de-centred target, normalized
+    t1 = unit(unit(z1) - unit(z1).mean(0))
+    n = len(z1)
+    loss = -((unit(z1) * t2).sum(1).mean() + (unit(z2) * t1).sum(1).mean()) / 2
+    cos = (unit(z1) * t2).sum(1, keepdim=True)  # (N, 1)
+    grad = -(t2 - cos * unit(z1)) / z1.norm(dim=1, keepdim=True) / (2 * n)
+    assert out["loss"].item() == pytest.approx(loss.item(), abs=1e-6)
+    torch.testing.assert_close(leaf.grad.double(), grad, rtol=1e-5, atol=1e-7)
+    assert "p" not in out  # no predictor, no p
+    # the plain target gives another gradient: the switch is not a no-op
+    plain = identity_simsiam(predictor="none")
+    other = z1.clone().float().requires_grad_(True)
+    plain(other, z2.float())["loss"].backward()
+    assert not torch.allclose(other.grad, leaf.grad, atol=1e-4)
+
+
+def test_center_target_is_not_a_no_op_behind_the_output_bn():
+    """SimSiam's projector ends in BN (affine=False): in training mode every channel of the raw
+    z has batch mean 0, so the center is taken from the l2-normalized z, which still has one."""
+    m = model(center_target=True)
+    x1, x2 = views()
+    (z1, z2), (p1, p2) = parts(m, [x1, x2])
+    assert z2.mean(0).abs().max() < 1e-5  # the raw z is centred already
+    r1, r2 = (unit(z) - unit(z).mean(0) for z in (z1.detach(), z2.detach()))
+    expected = negative_cosine(p1, r2) / 2 + negative_cosine(p2, r1) / 2
+    loss = m(x1, x2)["loss"]
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    plain = negative_cosine(p1, z2.detach()) / 2 + negative_cosine(p2, z1.detach()) / 2
+    assert abs(loss.item() - plain.item()) > 1e-3
+    torch.testing.assert_close(encoder_grads(m, loss), encoder_grads(m, expected))
+
+
+def test_center_target_of_a_constant_batch_is_zero_and_pushes_nothing():
+    """Every z2 equal: the residual is zero (fp32 rounding of the mean set to exactly 0), the
+    cosine with a zero target is 0, so that term has loss 0 and gives z1 no gradient."""
+    from pretrain.methods.simsiam import centered_target
+
+    z2 = torch.tensor([[0.3, -1.7, 2.9]]).repeat(5, 1)  # (5, 3), every row equal
+    assert torch.equal(centered_target(z2), torch.zeros(5, 3))
+    near = z2 + 1e-3 * torch.randn(5, 3)  # a residual far above rounding is kept
+    assert (centered_target(near).norm(dim=1) > 1e-5).all()
+    m = identity_simsiam(predictor="none", center_target=True, loss="asymmetric")
+    z1 = torch.randn(5, 3, requires_grad=True)
+    out = m(z1, z2)
+    out["loss"].backward()
+    assert out["loss"].item() == 0.0
+    assert torch.equal(z1.grad, torch.zeros(5, 3))
+
+
+def test_center_target_needs_the_stop_gradient_target():
+    for kw in ({"stop_grad": False}, {"mirror": True}, {"symmetric_predictor": True}):
+        with pytest.raises(ValueError, match="center_target"):
+            model(center_target=True, **kw)
+
+
+def test_center_target_is_a_config_key(tiny_fmnist):
+    from pretrain.config import load_config
+    from pretrain.config_keys import config_keys
+
+    cfg = tiny_config(tiny_fmnist, "method.center_target=true")
+    assert cfg.method.center_target is True
+    assert load_config("simsiam_resnet18_fmnist").method.center_target is False
+    with pytest.raises(ConfigError, match="method.center_target must be of type bool"):
+        tiny_config(tiny_fmnist, "method.center_target=2")
+    info = {k.key: k for k in config_keys()}["method.center_target"]
+    assert info.default is False and "de-cent" in info.meaning

@@ -88,6 +88,47 @@ def test_forward_loss_is_symmetrized_negative_cosine():
     assert loss.item() == pytest.approx((d(p1, z2) / 2 + d(p2, z1) / 2).item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["mlp", "linear", "bias", "none"])
+def test_forward_returns_the_predictors_output_beside_z(kind):
+    """p is the first view's predictor output on z (detached): what the monitors of p and the
+    predictor's eigen-alignment read; a model without a predictor returns none."""
+    from hub.backbones import BackboneSpec, create_backbone
+
+    spec = BackboneSpec(name="resnet18", in_chans=1, width=8, stem="small", stem_stride=2)
+    model = SimSiam(create_backbone(spec), proj_dim=16, proj_hidden_dim=32, predictor=kind)
+    x1, x2 = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28)
+    torch.manual_seed(0)
+    out = model(x1, x2)
+    assert set(out) == ({"loss", "z", "h", "p"} if kind != "none" else {"loss", "z", "h"})
+    if kind == "none":
+        return
+    model.eval()  # BN on running statistics: the same function on the same input twice
+    out = model(x1, x2)
+    z = model.projector(model.backbone(x1))
+    torch.testing.assert_close(out["z"], z.detach())
+    torch.testing.assert_close(out["p"], model.predictor(z).detach())
+    assert not out["p"].requires_grad and out["p"].shape == (8, 16)
+
+
+def test_byol_returns_the_online_prediction_as_p():
+    from hub.backbones import BackboneSpec, create_backbone
+    from pretrain.methods.byol import BYOL
+
+    spec = BackboneSpec(name="resnet18", in_chans=1, width=8, stem="small", stem_stride=2)
+    model = BYOL(create_backbone(spec), proj_dim=8, proj_hidden_dim=16, pred_hidden_dim=16)
+    model.eval()
+    x1, x2 = torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28)
+    out = model(x1, x2)
+    z1 = model.projector(model.backbone(x1))
+    torch.testing.assert_close(out["p"], model.predictor(z1).detach())
+    t = [model.target_projector(model.target_backbone(x)) for x in (x2, x1)]
+    q = [model.predictor(model.projector(model.backbone(x))) for x in (x1, x2)]
+    expected = sum(model.pair_loss(qi, ti) for qi, ti in zip(q, t, strict=True))
+    assert out["loss"].item() == pytest.approx(expected.item(), abs=1e-6)
+    no_pred = BYOL(create_backbone(spec), proj_dim=8, proj_hidden_dim=16, predictor="none")
+    assert "p" not in no_pred(x1, x2)
+
+
 @pytest.mark.parametrize("stop_grad", [True, False])
 def test_no_gradient_through_the_stop_gradient_branch(stop_grad):
     """With a constant predictor output, z reaches the loss only through the target branch."""

@@ -28,6 +28,20 @@ Ablation switches (constructor arguments; ``method.*`` in the config):
   (ImageNet linear accuracy, 100 epochs: 1-step 68.1, 10-step 68.7, 100-step 68.9, 1-epoch
   67.0; docs/recipes.md). k = 0 (default) is SimSiam itself, the live network's z under
   stop-gradient, which is the 1-step alternation.
+- ``center_target``: the stop-gradient target de-centred, sg(ẑ − mean_batch ẑ) with ẑ = z/‖z‖
+  (``centered_target``), for both view orders. Zhang et al. (ICLR 2022, §3) write the
+  l2-normalized output as z = o + r (o the batch center, r the residual) and split the
+  gradient the target gives the online branch into a center part (along o: it pulls every
+  output toward the center, toward collapse) and a residual part; the asymmetric design's extra
+  gradient works through de-centering (removing the center part) and de-correlation. With the
+  target's center removed, the center part is gone by construction, so with
+  ``predictor='none'`` this switch isolates the de-centering effect without any predictor.
+  This is this project's experiment, not the paper's (the paper de-centres through the
+  predictor, e.g. a bias-only one, §4).
+
+``forward`` returns the loss, z and h of the first view, and p, the first view's predictor
+output (detached), where there is a predictor (not for ``predictor='none'``): z is the
+predictor's input and p its output, what ``pretrain.monitors.pred_alignment`` fits.
 """
 
 from __future__ import annotations
@@ -42,11 +56,35 @@ from pretrain.ema import ema_update_
 from pretrain.heads import bn_layout, build_predictor, mlp_head
 
 LOSS_MODES = ("symmetric", "asymmetric", "asymmetric_2x")
+RESIDUAL_EPS = 1e-6  # centered_target: a residual this short is fp32 rounding, taken as zero
 
 
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """D(p, z) = −mean_i <p_i/‖p_i‖, z_i/‖z_i‖> (SimSiam Eq. 1), computed in fp32."""
     return -F.cosine_similarity(p.float(), z.float(), dim=-1).mean()
+
+
+def centered_target(z: torch.Tensor) -> torch.Tensor:
+    """ẑ − mean over the batch of ẑ, ẑ = z/‖z‖ row-wise: the residual r of Zhang et al.'s
+    z = o + r (ICLR 2022, §3), for ``z (N, D)``; returns (N, D), computed in fp32.
+
+    The center is removed from the l2-normalized z, where Zhang et al. define it, not from the
+    raw z: SimSiam's projector ends in BN (affine=False), which in training mode makes every
+    channel's batch mean of the raw z exactly 0, so centring the raw z would change nothing,
+    while the normalized z's center is what grows to norm 1 (m_o → 1) as the outputs collapse.
+    The mean is over the batch this process holds (per micro-batch with accumulation).
+
+    A constant batch (every ẑ equal) has a zero residual. fp32 rounds the mean of unit vectors
+    to about 1e-7, which the cosine would blow up to a unit target of pure rounding (its norm
+    clamp, eps = 1e-8, is below it); so a residual shorter than ``RESIDUAL_EPS`` = 1e-6 is set
+    to exactly zero, and the cosine with a zero target is 0 (``F.cosine_similarity`` divides
+    by the norms' product clamped at eps): that term has loss 0 and no gradient. A residual
+    above 1e-6 is used at full strength: the cosine reads only its direction, however small
+    it has become (the no-stop-gradient runs' r_over_o reads about 1e-4, well above it).
+    """
+    zn = F.normalize(z.float(), dim=-1)  # (N, D)
+    r = zn - zn.mean(dim=0, keepdim=True)  # (N, D)
+    return torch.where(r.norm(dim=-1, keepdim=True) > RESIDUAL_EPS, r, torch.zeros_like(r))
 
 
 def pairs_for(loss: str, num_views: int) -> list[tuple[int, int, float]]:
@@ -86,8 +124,14 @@ class SimSiam(nn.Module):
         symmetric_predictor: bool = False,
         mirror: bool = False,
         target_refresh_steps: int = 0,
+        center_target: bool = False,
     ) -> None:
         super().__init__()
+        if center_target and (not stop_grad or mirror or symmetric_predictor):
+            raise ValueError(
+                "center_target de-centres the stop-gradient target z; it needs stop_grad=True "
+                "and neither mirror nor symmetric_predictor"
+            )
         if target_refresh_steps < 0:
             raise ValueError(f"target_refresh_steps must be >= 0, got {target_refresh_steps}")
         if target_refresh_steps and (not stop_grad or mirror or symmetric_predictor):
@@ -122,6 +166,8 @@ class SimSiam(nn.Module):
         self.symmetric_predictor = symmetric_predictor
         self.mirror = mirror
         self.target_refresh_steps = target_refresh_steps
+        self.center_target = center_target
+        self.has_predictor = predictor != "none"
         if target_refresh_steps:
             self._attach_frozen_target()
 
@@ -157,8 +203,13 @@ class SimSiam(nn.Module):
                 targets = [self.target_projector(self.target_backbone(x)) for x in views]
         elif self.stop_grad and not self.mirror:
             targets = [t.detach() for t in targets]
+        if self.center_target:
+            targets = [centered_target(t) for t in targets]
         loss = sum(w * negative_cosine(ps[i], targets[j]) for i, j, w in pairs)
-        return {"loss": loss, "z": zs[0].detach(), "h": hs[0].detach()}
+        out = {"loss": loss, "z": zs[0].detach(), "h": hs[0].detach()}
+        if self.has_predictor:
+            out["p"] = ps[0].detach()  # (N, D): the predictor's output on z
+        return out
 
     def param_groups(self, fix_pred_lr: bool) -> list[dict]:
         """SGD groups; with ``fix_pred_lr`` the predictor keeps the initial lr (Table 1, 68.1)."""
