@@ -20,9 +20,12 @@ from common.progress import progress
 from common.transforms import normalize_small
 from hub.publish import RUN_ENCODER, encoder_from_training, run_results
 from pretrain.checkpoint import LAST, atomic_save
-from pretrain.monitors import collapse_stats, is_collapsed
+from pretrain.monitors import P_KEYS, collapse_stats, p_stats, pred_alignment, z_spectrum
+from records.errors import RecordError
+from records.verdict import LOSS_MIN, judge
 
-EVAL_COLLAPSE_KEYS = ("z_std_sqrt_d", "m_o", "m_r", "r_over_o")  # logged with an "_eval" suffix
+# the kNN bank's monitors, logged with an "_eval" suffix (and p's where there is a predictor)
+EVAL_COLLAPSE_KEYS = ("z_std_sqrt_d", "m_o", "m_r", "r_over_o", "rankme")
 
 if TYPE_CHECKING:
     from pretrain.train import Trainer
@@ -53,27 +56,25 @@ class Hook:
 
 
 class CollapseMonitor(Hook):
-    """z-std × √d, RankMe and m_o/m_r of the training batch's z every ``monitor.every`` steps."""
+    """The monitors of the training batch every ``monitor.every`` steps (and at the last step):
+    z-std × √d, RankMe and m_o / m_r / r_over_o of z and, where the method returns the
+    predictor's output p (``out["p"]``), the same of p (``p_std_sqrt_d``, ``rankme_p``,
+    ``m_o_p``, ``r_over_o_p``) and the predictor's eigen-alignment with z's correlation
+    (``pred_alignment``, ``pred_eig_spread``, ``pred_fit_dims``: Tian et al., ICML 2021;
+    ``pretrain.monitors``). No verdict here: a run is judged over a window of these points
+    (``records.verdict``; ``ProgressBar`` shows it)."""
 
     def __init__(self) -> None:
         self.last: dict[str, float] = {}
-        self.collapsed_at: int | None = None
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         if trainer.step % trainer.cfg.monitor.every == 0 or trainer.step == trainer.total_steps:
             self.last = collapse_stats(out["z"])
-            threshold = trainer.cfg.monitor.collapse_threshold
-            collapsed = is_collapsed(self.last["z_std_sqrt_d"], threshold)
-            trainer.metrics.update(self.last, collapsed=collapsed)
+            if "p" in out:
+                self.last.update(p_stats(out["p"]))
+                self.last.update(pred_alignment(out["z"], out["p"]))
+            trainer.metrics.update(self.last)
             trainer.log_now = True
-            if collapsed and self.collapsed_at is None:
-                self.collapsed_at = trainer.step
-                tqdm.write(
-                    f"collapse detected at step {trainer.step}: z-std × √d = "
-                    f"{self.last['z_std_sqrt_d']:.3f} < {threshold} (m_o = {self.last['m_o']:.3f})"
-                )
-            elif not collapsed:
-                self.collapsed_at = None
 
 
 class KnnMonitor(Hook):
@@ -84,8 +85,14 @@ class KnnMonitor(Hook):
     ImageFolder): fixed subsets, no augmentation; BN uses its running statistics.
 
     It also logs the collapse monitors of the bank's z as the model embeds it for kNN
-    (``z_std_sqrt_d_eval``, ``m_o_eval``, ``m_r_eval``, ``r_over_o_eval``): eval-mode BN,
-    unaugmented images.
+    (``z_std_sqrt_d_eval``, ``m_o_eval``, ``m_r_eval``, ``r_over_o_eval``, ``rankme_eval``):
+    eval-mode BN, unaugmented images; ``z_spectrum_eval``, the bank z's centred singular values
+    over the largest, descending (Jing et al., ICLR 2022, Fig. 2; ``monitors.z_spectrum``);
+    and where the model has a predictor, the same monitors of its output p on the bank's z
+    (``p_std_sqrt_d_eval``, ``rankme_p_eval``, ``m_o_p_eval``, ``r_over_o_p_eval``) and its
+    eigen-alignment there (``pred_alignment_eval``, ``pred_eig_spread_eval``,
+    ``pred_fit_dims_eval``): a fit over the whole bank, well-posed where the training batch
+    is smaller than d, of the predictor as one fixed function (BN on running statistics).
     They can differ from the training batch's (``CollapseMonitor``): with the projector's
     output BN (affine=False) in training mode every channel keeps zero mean and unit variance
     over the batch, so a collapsed z keeps a few far outliers there; with running statistics
@@ -158,10 +165,28 @@ class KnnMonitor(Hook):
             feats_query[:, f:], self.queries[1], feats_bank[:, f:], self.bank[1], k, t
         )
         if trainer.step > 0:  # at init BN's running statistics are still 0 and 1, not the data's
-            bank_z = collapse_stats(feats_bank[:, f:])
+            z = feats_bank[:, f:]  # (bank, D)
+            bank_z = collapse_stats(z)
             trainer.metrics.update({f"{key}_eval": bank_z[key] for key in EVAL_COLLAPSE_KEYS})
+            trainer.metrics["z_spectrum_eval"] = z_spectrum(z)
+            predictor = predictor_of(model)
+            if predictor is not None:
+                p = torch.cat(
+                    [predictor(c.to(trainer.device)).float().cpu() for c in z.split(512)]
+                )  # (bank, D)
+                trainer.metrics.update({f"{k}_eval": v for k, v in p_stats(p).items()})
+                trainer.metrics.update({f"{k}_eval": v for k, v in pred_alignment(z, p).items()})
         trainer.log_now = True
         model.train(was_training)
+
+
+def predictor_of(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The model's predictor, or None where it has none (DINO) or it is the identity
+    (``method.predictor='none'``)."""
+    predictor = getattr(model, "predictor", None)
+    if predictor is None or isinstance(predictor, torch.nn.Identity):
+        return None
+    return predictor
 
 
 class MetricsLog(Hook):
@@ -231,8 +256,13 @@ class MetricsLog(Hook):
 
 
 class ProgressBar(Hook):
-    """Progress with loss, z-std × √d, rate and ETA: tqdm's bar on a terminal, elsewhere (a
-    log file, Slurm) one plain line every few seconds (``common.progress``)."""
+    """Progress with loss, z-std × √d, kNN, the verdict so far, rate and ETA: tqdm's bar on a
+    terminal, elsewhere (a log file, Slurm) one plain line every few seconds
+    (``common.progress``).
+
+    The verdict is ``records.verdict.judge``'s over the monitor points logged so far (its window
+    is the last fifth of the steps so far), the one verdict the run's records use: recomputed
+    at each monitor point, never a single reading."""
 
     def before_train(self, trainer: Trainer) -> None:
         self.bar = progress(
@@ -243,6 +273,13 @@ class ProgressBar(Hook):
             dynamic_ncols=True,
         )
         self.postfix: dict[str, str] = {}
+        self.loss_min = LOSS_MIN.get(trainer.cfg.method.name)
+        self.rows: list[dict[str, Any]] = []  # the monitor rows so far (a resume's too)
+        path = trainer.run_dir / "metrics.jsonl"
+        if trainer.step > 0 and path.exists():
+            self.rows = [json.loads(r) for r in path.read_text().splitlines() if r.strip()]
+        elif trainer.metrics:  # a monitor measured step 0 (the random init's kNN)
+            self.rows = [dict(trainer.metrics)]
 
     def after_step(self, trainer: Trainer, out: dict[str, torch.Tensor]) -> None:
         m = trainer.metrics
@@ -250,8 +287,14 @@ class ProgressBar(Hook):
         for key in ("z_std_sqrt_d", "knn_h", "knn_z"):
             if key in m:
                 self.postfix[key] = f"{m[key]:.3g}"
-        if "collapsed" in m:
-            self.postfix["collapsed"] = "YES" if m["collapsed"] else "no"
+        if trainer.log_now:  # a monitor point: judge the trace so far
+            self.rows.append(dict(m))
+            try:
+                verdict = judge(self.rows, loss_min=self.loss_min).outcome
+            except RecordError:  # no monitor point yet
+                verdict = None
+            if verdict is not None:
+                self.postfix["verdict"] = verdict
         self.bar.set_postfix(self.postfix, refresh=False)
         self.bar.update(1)
 
