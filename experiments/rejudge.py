@@ -25,8 +25,10 @@ from common.errors import UserError
 from experiments.ablation_matrix import BY_NAME
 from experiments.ablation_run import DEFAULT_OUT, judge_verdict
 from records.references import judged
-from records.verdict import Verdict
+from records.verdict import COMPLETE, Verdict
 from records.write import write_record_at
+
+OLD_COLLAPSED = "collapsed"  # the verdict's outcome before dimensional collapse was judged
 
 
 class RejudgeError(UserError, ValueError):
@@ -38,13 +40,14 @@ class Change:
     """One record's outcome before and after."""
 
     run_id: str
-    old: str  # the stored verdict's outcome; "collapsed" / "not collapsed" from an old flag
+    old: str  # the stored verdict's outcome, or "flag: collapsed" / "flag: not collapsed"
     new: str
     ratio: tuple[float, ...]  # RankMe / reference over the window
 
     @property
     def changed(self) -> bool:
-        return self.old != self.new
+        """A different outcome (the old "collapsed" outcome is the new complete collapse)."""
+        return self.old != self.new and (self.old, self.new) != (OLD_COLLAPSED, COMPLETE)
 
 
 def old_outcome(record: dict) -> str:
@@ -53,7 +56,7 @@ def old_outcome(record: dict) -> str:
     if isinstance(outcome, str):
         return outcome
     if isinstance(record.get("collapsed"), bool):
-        return "collapsed" if record["collapsed"] else "not collapsed"
+        return "flag: collapsed" if record["collapsed"] else "flag: not collapsed"
     return "?"
 
 
