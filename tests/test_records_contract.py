@@ -334,3 +334,39 @@ def test_a_records_artifacts_are_not_read_as_records(tmp_path: Path):
     valid, flagged = read_records(tmp_path)
     assert [r.path for r in valid] == [f"knn/{path.name}"]
     assert [f.path for f in flagged] == ["knn/stray.json"]  # not in an artifact folder
+
+
+def test_the_sweep_board_counts_verdicts_not_the_single_point_flag(tmp_path: Path):
+    """A sweep point's column is its records' windowed verdicts (``summary.json``'s, carried
+    by experiments/sweep_job.py); a record from before them shows "not judged", never its
+    ``metrics.collapsed`` flag."""
+    from records.verdict import HEALTHY, judge
+
+    results = tmp_path / "results" / "pretrain"
+    results.mkdir(parents=True)
+    fixtures = sorted((ROOT / "tests/data/leaderboard_records/pretrain").glob("*.json"))
+    verdict = judge(
+        [
+            {"step": s, "loss": -0.9, "z_std_sqrt_d": 0.9, "rankme": 20.0, "m_o": 0.3}
+            for s in range(25, 301, 25)
+        ]  # fmt: skip
+    ).as_record()
+    assert verdict["outcome"] == HEALTHY
+    judged_value = None
+    for i, path in enumerate(fixtures):
+        record = json.loads(path.read_text())
+        record["metrics"]["collapsed"] = True  # an old flag that disagrees: not shown
+        if i == 0:
+            record["verdict"], judged_value = verdict, record["sweep"]["value"]
+        (results / path.name).write_text(json.dumps(record))
+    out = tmp_path / "boards"
+    lb_build.main(["--results", str(tmp_path / "results"), "--out", str(out)])
+    page = (out / "batch_size_sweep.md").read_text()
+    header = next(line for line in page.splitlines() if line.startswith("| train.batch_size"))
+    assert "verdict" in header and "collapsed" not in header
+    rows = [line for line in page.splitlines() if "](rows/sweep-" in line]
+    assert len(rows) == len(fixtures)
+    for row in rows:
+        cell = row.split(" | ")[6]
+        judged_row = row.startswith(f"| {judged_value} ")
+        assert cell == (f"{HEALTHY} 1/1" if judged_row else "not judged 1/1"), row
