@@ -349,7 +349,7 @@ def test_the_sweep_board_counts_verdicts_not_the_single_point_flag(tmp_path: Pat
         [
             {"step": s, "loss": -0.9, "z_std_sqrt_d": 0.9, "rankme": 20.0, "m_o": 0.3}
             for s in range(25, 301, 25)
-        ]  # fmt: skip
+        ]
     ).as_record()
     assert verdict["outcome"] == HEALTHY
     judged_value = None
