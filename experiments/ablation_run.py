@@ -23,6 +23,7 @@ reference, the final point's two-valued thresholds of the paper's claim (``judge
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
 import time
@@ -56,10 +57,12 @@ CURVE_KEYS = (
     *("step", "loss", "z_std_sqrt_d", "rankme", "m_o", "m_r", "knn_z", "knn_h"),
     # the predictor's output p, l2-normalized like z (Zhang et al. ICLR 2022 §3-4), and the
     # predictor's eigen-alignment with the correlation of z (Tian et al. ICML 2021 §4)
-    *("p_std_sqrt_d", "rankme_p", "m_o_p", "r_over_o_p", "pred_alignment"),
+    *("p_std_sqrt_d", "rankme_p", "m_o_p", "r_over_o_p"),
+    *("pred_alignment", "pred_eig_spread", "pred_fit_dims"),
     # the kNN bank's z (and p), eval mode
-    *("z_std_sqrt_d_eval", "m_o_eval", "r_over_o_eval", "rankme_eval"),
-    *("p_std_sqrt_d_eval", "m_o_p_eval"),
+    *("z_std_sqrt_d_eval", "m_o_eval", "m_r_eval", "r_over_o_eval", "rankme_eval"),
+    *("p_std_sqrt_d_eval", "rankme_p_eval", "m_o_p_eval", "r_over_o_p_eval"),
+    *("pred_alignment_eval", "pred_eig_spread_eval", "pred_fit_dims_eval"),
     *("teacher_entropy", "teacher_student_kl"),  # DINO (§5.3, Fig. 7): the verdict's KL
 )
 SPECTRUM_KEY = "z_spectrum_eval"  # the bank z's singular values / the largest: kept once, last
@@ -91,6 +94,16 @@ RECIPE = {
     "mocov3": "mocov3_resnet18_fmnist",
     "dino": "dino_resnet18_fmnist",
 }
+
+
+def curve_row(row: dict) -> dict:
+    """A metrics row's ``CURVE_KEYS``; a reading that is not a finite number (NaN: a
+    predictor fit with no direction to fit, pretrain/monitors.py) is left out, not stored."""
+    return {
+        k: row[k]
+        for k in CURVE_KEYS
+        if k in row and not (isinstance(row[k], float) and not math.isfinite(row[k]))
+    }
 
 
 def build_config(
@@ -240,7 +253,7 @@ def run_variant(
             "k": cfg.monitor.knn_k,
             "t": cfg.monitor.knn_t,
         },
-        "curve": [{k: row[k] for k in CURVE_KEYS if k in row} for row in rows],
+        "curve": [curve_row(row) for row in rows],
         "z_spectrum": next(
             (row[SPECTRUM_KEY] for row in reversed(rows) if SPECTRUM_KEY in row), None
         ),

@@ -127,7 +127,7 @@ STATS = {
     ),
     "p": (
         Stat("p-std·√d", "p_std_sqrt_d_eval", "p_std_sqrt_d", Z_COLLAPSED_BELOW, "below"),
-        Stat("RankMe(p)", None, "rankme_p", RANK_COLLAPSED_BELOW, "below"),
+        Stat("RankMe(p)", "rankme_p_eval", "rankme_p", RANK_COLLAPSED_BELOW, "below"),
         Stat("m_o(p)", "m_o_p_eval", "m_o_p", MO_COLLAPSED_ABOVE, "above"),
     ),
 }

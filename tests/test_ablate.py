@@ -183,6 +183,12 @@ def test_a_run_writes_one_complete_record(tiny_fmnist, tmp_path, monkeypatch):
     assert [row["step"] for row in curve][0] == 0 and curve[-1]["step"] == 2
     assert curve[0]["knn_z"] == on_disk["init_knn_z"] and curve[-1]["knn_z"] == on_disk["knn_z"]
     assert curve[-1]["z_std_sqrt_d"] == on_disk["z_std_sqrt_d"]
+    # the predictor's output p and the eval bank's RankMe ride in the curve; the spectrum once
+    keys = {k for row in curve for k in row}
+    assert {"p_std_sqrt_d", "rankme_p", "m_o_p", "rankme_eval", "m_o_p_eval"} <= keys
+    assert "z_spectrum_eval" not in keys
+    spectrum = on_disk["z_spectrum"]
+    assert spectrum[0] == pytest.approx(1.0) and spectrum == sorted(spectrum, reverse=True)
     table = ablation_run.format_table(ablation_run.summarize([r]))
     assert "no_stop_grad" in table and "collapse" in table
 
