@@ -1,10 +1,13 @@
-"""The collapse-ablation board: one row per variant of ``experiments/ablate.py``'s matrix.
+"""The collapse-ablation board: a view of the explanations board's records and verdicts.
 
-A row aggregates the seeds of a variant (same method, steps, batch): mean ± std of the final
-monitors (z-std × √d, RankMe, m_o, kNN on z and h, kNN on h at init), how many seeds
-collapsed and how many reproduced the paper's claim, and why the others did not. The
-reported table beside it holds the papers' linear top-1 of the same ablations (SimSiam Fig. 2,
-Tables 1 and 3; BYOL Table 5a).
+One row per variant and run length (the seeds of the same method, steps and batch): mean ±
+std of the final monitors (z-std × √d and m_o in eval mode where every seed logs them, RankMe,
+kNN on z and h, kNN on h at init, r/o of the bank's z), each seed's outcome from the one
+verdict (``records.references.judged``, the same the explanations board reads; no flag stored in
+a record is read), how many seeds show what the variant's source reports
+(``records/explanations.py``'s ``expect``), and the variant's kind on the explanations board.
+The reported table beside it holds the papers' linear top-1 of the same ablations (SimSiam
+Fig. 2, Tables 1 and 3; BYOL Table 5a).
 """
 
 from __future__ import annotations
@@ -18,16 +21,28 @@ from leaderboards.markdown import Paths, marker, num, provenance, run_links, tab
 from leaderboards.plots import collapse_curves_plot
 from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
+from records import references
+from records import verdict as V
+from records.explanations import BY_NAME
 
 PLOT = "collapse_curves.png"
-NUMBERS = (
-    ("z_std_sqrt_d", "z-std × √d", 3),
-    ("effective_rank", "rank", 1),
-    ("m_o", "m_o", 2),
-    ("knn_z", "kNN z", 1),
-    ("knn_h", "kNN h", 1),
-    ("init_knn_h", "init kNN h", 1),
+EXPLANATIONS_PAGE = "explanations.md"
+NUMBERS = (  # (keys in preference order, header, digits)
+    (("z_std_sqrt_d_eval", "z_std_sqrt_d"), "z-std × √d", 3),
+    (("effective_rank",), "RankMe", 1),
+    (("m_o_eval", "m_o"), "m_o", 2),
+    (("knn_z",), "kNN z", 1),
+    (("knn_h",), "kNN h", 1),
+    (("init_knn_h",), "init kNN h", 1),
+    (("r_over_o_eval",), "r/o", 2),
 )
+SHORT = {
+    V.COMPLETE: "complete",
+    V.DIMENSIONAL: "dimensional",
+    V.FAILED: "failed",
+    V.HEALTHY: "healthy",
+    V.BORDERLINE: "borderline",
+}
 
 
 def _key(data: dict) -> tuple:
@@ -43,10 +58,15 @@ def _latest_per_seed(recs: list[Record]) -> tuple[list[Record], list[Record]]:
     return used, sorted((r for r in recs if r not in used), key=lambda r: r.path)
 
 
-def _stat(recs: list[Record], key: str) -> Stat:
-    values = [float(r.data[key]) for r in recs]
-    std = statistics.stdev(values) if len(values) > 1 else None
-    return Stat(statistics.fmean(values), std, len(values))
+def _stat(recs: list[Record], keys: tuple[str, ...], digits: int) -> str:
+    """mean ± std of the first key every record has as a number; "–" when none does."""
+    for key in keys:
+        if all(V.is_finite_number(r.data.get(key)) for r in recs):
+            values = [float(r.data[key]) for r in recs]
+            std = statistics.stdev(values) if len(values) > 1 else None
+            cell = Stat(statistics.fmean(values), std, len(values)).fmt(digits)
+            return cell + (" (eval)" if key.endswith("_eval") and "r_over" not in key else "")
+    return "–"
 
 
 def _row_order(key: tuple) -> tuple:
@@ -65,40 +85,52 @@ def render_ablation(
     for r in records:
         if r.task == "ablation":
             groups.setdefault(_key(r.data), []).append(r)
-    headers = ["variant", "method", "claim", "source", "steps", "batch", "n seeds"]
-    headers += [h for _, h, _ in NUMBERS]
-    headers += ["collapsed", "reproduced", "not reproduced because", "runs", "git", "date"]
+    verdicts = references.judged([r.data for r in records if r.task == "ablation"])
+    headers = ["variant", "method", "what its source reports", "source", "steps", "batch"]
+    headers += ["n seeds", *(h for _, h, _ in NUMBERS)]
+    headers += ["seeds' outcomes", "as the source reports", "on the explanations board"]
+    headers += ["runs", "git", "date"]
     rows, curves, knn_protocols = [], {}, []
+    longest: dict[tuple, int] = {}
+    for method, variant, steps, _ in groups:
+        if isinstance(steps, int):
+            longest[(method, variant)] = max(steps, longest.get((method, variant), 0))
     for key in sorted(groups, key=_row_order):
         used, superseded = _latest_per_seed(groups[key])
         first = used[0].data
         n = len(used)
-        reasons = [
-            f"seed {r.data['seed']}: {why}"
-            for r in used
-            for why in r.data.get("not_reproduced_because") or []
-        ]
-        claim = f"{first['expect']}: {first.get('claim', '')}".rstrip(": ")
+        var = BY_NAME.get(first["variant"])
+        outcomes = [verdicts[r.run_id].outcome for r in used]
+        seen = ", ".join(
+            f"{SHORT.get(o, o)} {outcomes.count(o)}/{n}" for o in dict.fromkeys(outcomes)
+        )
+        if var is not None and var.expect:
+            reports = f"{' or '.join(var.expect)}: {var.claim}"
+            matches = f"{sum(o in var.expect for o in outcomes)}/{n}"
+            kind = f"[{var.kind}]({EXPLANATIONS_PAGE})"
+        else:
+            reports = var.claim if var is not None else str(first.get("claim", "–"))
+            matches, kind = "–", (f"[{var.kind}]({EXPLANATIONS_PAGE})" if var else "–")
         rows.append(
             [
                 first["variant"],
                 first["method"],
-                claim,
-                first.get("source", "?"),
+                reports,
+                var.source if var is not None else first.get("source", "?"),
                 num(first.get("steps")),
                 num(first.get("batch_size")),
                 str(n),
-                *(_stat(used, k).fmt(d) for k, _, d in NUMBERS),
-                f"{sum(r.data['collapsed'] for r in used)}/{n}",
-                f"{sum(r.data['reproduced'] for r in used)}/{n}",
-                "<br>".join(reasons) or "–",
+                *(_stat(used, keys, d) for keys, _, d in NUMBERS),
+                seen,
+                matches,
+                kind,
                 run_links(paths, used, superseded),
                 *provenance(used)[0:1],
                 provenance(used)[2],
             ]
         )
         with_curves = [r.data["curve"] for r in used if r.data.get("curve")]
-        if with_curves:
+        if with_curves and first.get("steps") == longest.get((first["method"], first["variant"])):
             curves[f"{first['method']}/{first['variant']}"] = with_curves
         kp = first.get("knn_protocol")
         if kp:
@@ -106,12 +138,19 @@ def render_ablation(
     rep = rows_for(reported, "collapse_ablation")
     parts = [marker(paths), "", "# Collapse ablations", ""]
     parts += [
-        "Each variant removes or changes one piece of SimSiam (or BYOL / MoCo v3) and states "
-        "the paper's claim: `collapse` or `no_collapse`. The monitors are taken at the end of "
-        "training (mean ± std over seeds): z-std × √d (≈1 healthy, →0 collapsed), RankMe "
-        "effective rank, m_o (the batch center's share of z), kNN top-1 on z and on h, and kNN "
-        "on h at random init. `reproduced k/n`: seeds whose run agreed with the claim; the "
-        "reasons list what failed on the others. " + HOW_TO_READ + ".",
+        "Each variant removes or changes one piece of SimSiam (or BYOL, MoCo v3, DINO). This "
+        "page is a view of the same records and the same verdicts as the "
+        f"[explanations board]({EXPLANATIONS_PAGE}), which says what each explanation of "
+        "non-collapse predicts for each variant and what follows. The monitors are taken at the "
+        "end of training (mean ± std over seeds): z-std × √d (≈1 healthy, →0 collapsed; eval "
+        "mode where logged), RankMe effective rank, m_o (the batch center's share of z), kNN "
+        "top-1 on z and on h, kNN on h at random init, and r/o (the residual's size over the "
+        "center's, median over the bank; cosine kNN on z still resolves the residual's "
+        "direction while it is well above 1e-4). `seeds' outcomes`: each seed's verdict "
+        "(`records/verdict.py`: complete or dimensional collapse, failed to converge, healthy, "
+        "borderline; over the last fifth of the run, with the method's healthy reference at "
+        "the same length). `as the source reports`: seeds whose outcome is the one the "
+        "variant's source reports. " + HOW_TO_READ + ".",
         "",
         "## Measured",
         "",

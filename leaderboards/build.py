@@ -69,7 +69,7 @@ def build(results: Path, out: Path, reported_toml: Path = REPORTED_TOML) -> Buil
     pages["batch_size_sweep.md"], plots = text, plots + written
     text, n_ablation, written = render_ablation(records, reported, papers, paths)
     pages["collapse_ablation.md"], plots = text, plots + written
-    text, _, written = render_explanations(records, paths)
+    text, n_experiments, written = render_explanations(records, paths)
     pages["explanations.md"], plots = text, plots + written
     for board in TRANSFER_BOARDS:
         text, n = render_board(board, records, reported, papers, paths, set(plots))
@@ -86,8 +86,15 @@ def build(results: Path, out: Path, reported_toml: Path = REPORTED_TOML) -> Buil
             len(rows_for(reported, "batch_size_sweep")),
         ),
         PageInfo(
+            "explanations.md",
+            "Why Siamese methods do not collapse: the explanations and the experiments that "
+            "tell them apart",
+            n_experiments,
+            0,
+        ),
+        PageInfo(
             "collapse_ablation.md",
-            "Collapse ablations",
+            "Collapse ablations (the same records and verdicts, per variant and length)",
             n_ablation,
             len(rows_for(reported, "collapse_ablation")),
         ),

@@ -1,31 +1,23 @@
-"""The explanations board: is each explanation of non-collapse reproduced at this scale?
+"""The explanations board: which explanation of non-collapse do the experiments tell apart?
 
 ``python leaderboards/explanations_board.py`` writes ``explanations.md`` and its plots
 (``explanations_<name>.png``, and ``explanations_dino_teacher.png``) only;
 ``leaderboards/build.py`` renders it with every board.
 
-One section per explanation of ``records.explanations.EXPLANATIONS`` (SimSiam §5 stop-gradient;
-SimSiam Table 1 / Su 2020 predictor dynamics; Zhang et al. 2022 de-centering; DINO §5.3): its
-claim and source, its variants with the outcome the claim predicts, each seed's verdict
-(``records.verdict``: a window of the last 3 monitor points, three statistics that vote), the
-variant's status and the explanation's overall status:
+Everything it states comes from two places: the science as data (``records/explanations.py``:
+the explanations, their atomic claims, what each predicts for every experiment, the judging and
+labelling rules) and one verdict per run (``records.references.judged``: ``records/verdict.py``'s
+outcome with the run's healthy reference; the collapse-ablation page reads the same). No flag
+stored in a record is read.
 
-- a variant is *reproduced* at a length when most seeds agree with the prediction and none
-  contradicts it; *contradicted* when most seeds contradict it and none agrees; else *mixed*;
-- an explanation is *reproduced* when every variant run (its longest run) is reproduced;
-  *refuted* when a variant is contradicted on every seed with all statistics agreeing, none
-  borderline, without drifting towards the prediction over the second half of the run, and
-  (a predicted collapse) with a loss not at its minimum: a loss at its minimum with a healthy z
-  means the compared outputs agree exactly, so a collapse may sit where the monitors (on z) do
-  not look (the symmetric predictor's p); *not reproduced at this scale* otherwise, with the
-  measured reason; *not run yet* when no variant has a record.
-
-The DINO section adds DINO's failure modes (``leaderboards/dino_modes_section.py``, the rule in
-``records/dino_modes.py``: teacher entropy → 0 or → log K, KL → 0) where its records log the
-teacher's entropy.
-
-The per-variant monitors (mean ± std over seeds) stay on the collapse-ablation page
-(``collapse_ablation.md``), linked from here.
+- An experiment (a variant) is judged at its longest run length that has all seeds; shorter
+  lengths are shown as history. A variant whose baseline (the unablated recipe at the same
+  length) is not healthy on every seed is inconclusive: there is nothing to compare it with.
+- A variant judged on z and p (``on``) takes each seed's more collapsed outcome of the two;
+  without p monitors it is inconclusive ("p not monitored").
+- Per explanation: its atomic claims, each experiment with what it and its rivals predicted and
+  what happened, the tally of discriminating experiments, and the label that follows from it
+  (``records.explanations.label``), always "at this scale" with the scale named.
 """
 
 from __future__ import annotations
@@ -34,35 +26,42 @@ import argparse
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from leaderboards import dino_modes_section
 from leaderboards.markdown import Paths, marker, table
+from leaderboards.plots import explanation_curves_plot
 from leaderboards.record_set import Record, read_records
+from records import explanations as X
+from records import references
 from records import verdict as V
-from records.explanations import BY_NAME, EXPLANATIONS, Explanation
+from records.errors import RecordError
 
 PAGE = "explanations.md"
 ABLATION_PAGE = "collapse_ablation.md"
-DRIFT = 1 + V.MARGIN  # a statistic moved by more than this factor has drifted
-AT_MINIMUM = 0.05  # loss gap share below which the loss is at its minimum
+MAX_PLOTTED = 8  # lines per panel (leaderboards/README.md)
+SEVERITY = (V.COMPLETE, V.DIMENSIONAL, V.FAILED, V.HEALTHY)  # most collapsed first
+SHORT = {
+    V.COMPLETE: "complete",
+    V.DIMENSIONAL: "dimensional",
+    V.FAILED: "failed",
+    V.HEALTHY: "healthy",
+    V.BORDERLINE: "borderline",
+}
 
 
-def plot_name(explanation: Explanation) -> str:
+def plot_name(explanation: X.Explanation) -> str:
     return f"explanations_{explanation.name}.png"
 
 
 def plot_names() -> list[str]:
     """Every PNG the page may write (one per explanation, and DINO's teacher plot)."""
-    return [plot_name(ex) for ex in EXPLANATIONS] + [dino_modes_section.PLOT]
+    return [plot_name(ex) for ex in X.EXPLANATIONS] + [dino_modes_section.PLOT]
 
 
-def _by_variant(records: list[Record]) -> dict[str, dict[int, list[Record]]]:
-    """variant -> steps -> the latest record per seed."""
+def by_variant(records: list[Record]) -> dict[str, dict[int, list[Record]]]:
+    """variant -> steps -> the latest record per seed (in seed order)."""
     out: dict[str, dict[int, dict[int, Record]]] = {}
     for r in sorted(records, key=lambda r: (str(r.data.get("date") or ""), r.path)):
         if r.task != "ablation":
@@ -75,247 +74,486 @@ def _by_variant(records: list[Record]) -> dict[str, dict[int, list[Record]]]:
     }
 
 
-def _drift(record: dict) -> str:
-    """ "collapse" / "healthy" when most statistics moved that way by more than the margin
-    between the middle of the run and its end (same mode), else ""."""
-    points, _ = V.monitor_points(V.record_trace(record))
-    n = len(points)
-    if n < 2 * V.WINDOW:
+def _has_p(record: dict) -> bool:
+    return bool(V.monitor_points(V.record_trace(record), "p")[0])
+
+
+def verdicts(records: list[Record]) -> tuple[dict[str, V.Verdict], dict[str, V.Verdict]]:
+    """Every ablation record's verdict on z, and on p where p is monitored, by run_id
+    (``records.references.judged``: the one verdict, with the run's healthy reference)."""
+    data = [r.data for r in records if r.task == "ablation"]
+    on_z = references.judged(data)
+    try:
+        on_p = references.judged([d for d in data if _has_p(d)], on="p")
+    except RecordError:  # a record whose p readings are not numbers: p is not judged
+        on_p = {}
+    return on_z, on_p
+
+
+def _span(values: Sequence[float], fmt: str = ".2f") -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}}–{hi:{fmt}}"
+
+
+def why_borderline(v: V.Verdict) -> str:
+    """What a borderline verdict straddles, measured."""
+    if not v.between:
         return ""
-    mid = V.judge_record(record, points=[n // 2 - V.WINDOW + i for i in range(V.WINDOW)])
-    end = V.judge_record(record)
-    toward = {"collapse": 0, "healthy": 0}
-    for a, b in zip(mid.votes, end.votes, strict=False):
-        x, y = statistics.median(a.values), statistics.median(b.values)
-        if a.name == "m_o":  # residual share: falls towards collapse
-            x, y = (max(1e-9, 1 - min(v, 1.0) ** 2) ** 0.5 for v in (x, y))
-        if x <= 0 or y <= 0:
+    what = " vs ".join(v.between)
+    if V.COMPLETE in v.between:
+        straddle = [
+            f"{x.text()} straddles {x.threshold:g}" for x in v.votes if x.vote == V.STRADDLES
+        ]
+        return f"{what}: {', '.join(straddle) or 'no majority of the statistics'}"
+    if V.DIMENSIONAL in v.between and v.rank_ratio:
+        return f"{what}: RankMe ratio {_span(v.rank_ratio)} straddles {V.DIM_RATIO:g}"
+    if V.FAILED in v.between:
+        gap = _span(v.loss_gap) if v.loss_gap else "?"
+        knn = _span(v.knn_delta, "+.1f") if v.knn_delta else "?"
+        return f"{what}: loss gap left {gap}, kNN on h vs init {knn} points"
+    return what
+
+
+def combined(z: V.Verdict, p: V.Verdict | None) -> str:
+    """A seed's outcome judged on z and p: borderline if either is, else the more collapsed."""
+    outcomes = [z.outcome] + ([p.outcome] if p is not None else [])
+    if V.BORDERLINE in outcomes:
+        return V.BORDERLINE
+    return min(outcomes, key=SEVERITY.index)
+
+
+@dataclass
+class Experiment:
+    """One variant judged: its records at the judged length, their verdicts, the judgements."""
+
+    variant: X.ExplanationVariant
+    steps: int = 0  # the judged length (0: not run)
+    records: list[Record] = field(default_factory=list)
+    z: list[V.Verdict] = field(default_factory=list)
+    p: list[V.Verdict | None] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    gate: str = ""  # why it cannot be judged at all (baseline, p not monitored)
+    judgements: dict[str, X.Judgement] = field(default_factory=dict)
+    history: list[tuple[int, list[str]]] = field(default_factory=list)  # shorter lengths
+
+    @property
+    def run(self) -> bool:
+        return bool(self.records)
+
+
+def _judged_length(lengths: dict[int, list[Record]]) -> int:
+    full = [s for s, recs in lengths.items() if len(recs) >= X.SEEDS]
+    return max(full) if full else max(lengths)
+
+
+def _outcomes(recs: list[Record], on_z: dict, on_p: dict, on: tuple[str, ...]) -> list[str]:
+    zs = [on_z[r.run_id] for r in recs]
+    if "p" not in on:
+        return [v.outcome for v in zs]
+    return [combined(z, on_p.get(r.run_id)) for r, z in zip(recs, zs, strict=True)]
+
+
+def experiments(records: list[Record]) -> dict[str, Experiment]:
+    """Every variant of ``records.explanations.VARIANTS`` judged for every explanation."""
+    grouped = by_variant(records)
+    on_z, on_p = verdicts(records)
+    out: dict[str, Experiment] = {}
+    for var in X.VARIANTS:
+        ex = Experiment(var)
+        out[var.name] = ex
+        lengths = grouped.get(var.name, {})
+        if not lengths:
             continue
-        if x / y > DRIFT:
-            toward["collapse"] += 1
-        elif y / x > DRIFT:
-            toward["healthy"] += 1
-    n_votes = len(end.votes)
-    for way, count in toward.items():
-        if count > n_votes / 2:
-            return way
-    return ""
+        ex.steps = _judged_length(lengths)
+        ex.records = lengths[ex.steps]
+        ex.z = [on_z[r.run_id] for r in ex.records]
+        ex.p = [on_p.get(r.run_id) for r in ex.records]
+        ex.outcomes = _outcomes(ex.records, on_z, on_p, var.on)
+        ex.history = [
+            (s, _outcomes(lengths[s], on_z, on_p, var.on)) for s in sorted(lengths) if s != ex.steps
+        ]
+        if "p" in var.on and any(p is None for p in ex.p):
+            n = sum(p is None for p in ex.p)
+            on_z_only = counts([v.outcome for v in ex.z])
+            why = "; ".join(dict.fromkeys(w for v in ex.z if (w := why_borderline(v))))
+            ex.gate = (
+                f"p not monitored ({n} of {len(ex.p)} seeds' records have no p readings); on z "
+                f"alone: {on_z_only}" + (f" ({why})" if why else "")
+            )
+        base = grouped.get(var.baseline, {}).get(ex.steps, []) if var.baseline else None
+        if base is not None and not ex.gate:
+            base_out = [on_z[r.run_id].outcome for r in base]
+            if len(base) < X.SEEDS or any(o != V.HEALTHY for o in base_out):
+                seen = ", ".join(base_out) or "no runs"
+                ex.gate = (
+                    f"the baseline `{var.baseline}` at {ex.steps} steps is not healthy on "
+                    f"{X.SEEDS} seeds ({seen}){_knn_vs_init(base)}: nothing to compare with"
+                )
+        details = [why_borderline(v) for v in ex.z]
+        for i, p in enumerate(ex.p):
+            if p is not None and "p" in var.on and p.outcome == V.BORDERLINE:
+                details[i] = "p: " + why_borderline(p)
+        for name, pred in var.predictions:
+            if ex.gate and pred.predicts:
+                ex.judgements[name] = X.Judgement(X.INCONCLUSIVE, ex.gate)
+            else:
+                ex.judgements[name] = X.judge_seeds(pred, ex.outcomes, details)
+    return out
 
 
-def _short(v: V.Verdict) -> str:
-    """The outcome and, in brackets, the statistics that agree (or, borderline, straddle)."""
-    if v.outcome == V.BORDERLINE:
-        names = [x.name for x in v.votes if x.vote == "straddles"]
-        if v.converge == "straddles":
-            names.append("loss/kNN vs init")
-        return f"{v.outcome} ({', '.join(names)} straddle)" if names else v.outcome
-    agree = f" ({', '.join(v.agree)})" if v.agree and v.outcome != V.HEALTHY else ""
-    return v.outcome + agree
+def _knn_vs_init(recs: list[Record]) -> str:
+    pairs = [
+        (float(r.data["knn_h"]), float(r.data["init_knn_h"]))
+        for r in recs
+        if V.is_finite_number(r.data.get("knn_h")) and V.is_finite_number(r.data.get("init_knn_h"))
+    ]
+    if not pairs:
+        return ""
+    knn = statistics.fmean(k for k, _ in pairs)
+    init = statistics.fmean(i for _, i in pairs)
+    return f"; kNN on h {knn:.1f} vs its random init {init:.1f}"
 
 
-def _status(expect: tuple[str, ...], verdicts: list[V.Verdict]) -> str:
-    n = len(verdicts)
-    match = sum(v.outcome in expect for v in verdicts)
-    contrary = sum(v.outcome not in expect and v.outcome != V.BORDERLINE for v in verdicts)
-    if match > n / 2 and contrary == 0:
-        return "reproduced"
-    if contrary > n / 2 and match == 0:
-        return "contradicted"
-    return "mixed"
+def counts(outcomes: Sequence[str]) -> str:
+    """ "complete collapse on 3 of 3 seeds" / "healthy 2, borderline 1 of 3 seeds"."""
+    n = len(outcomes)
+    seen = {o: outcomes.count(o) for o in dict.fromkeys(outcomes)}
+    if len(seen) == 1:
+        return f"{outcomes[0]} on {n} of {n} seeds"
+    return ", ".join(f"{o} {c}" for o, c in seen.items()) + f" of {n} seeds"
 
 
-def _refutes(expect: tuple[str, ...], recs: list[Record], verdicts: list[V.Verdict]) -> bool:
-    """Contradicted on every seed, unanimous, stable, and not explained by a blind monitor."""
-    for r, v in zip(recs, verdicts, strict=True):
-        if v.outcome in expect or v.outcome == V.BORDERLINE or len(v.agree) != len(v.votes):
-            return False
-        drift = _drift(r.data)
-        if drift == ("collapse" if V.COLLAPSED in expect else "healthy"):
-            return False
-        if V.COLLAPSED in expect and v.loss_gap and min(v.loss_gap) < AT_MINIMUM:
-            return False
-    return True
-
-
-def _reason(name: str, steps: int, expect: tuple[str, ...], recs: list[Record]) -> str:
-    verdicts = [V.judge_record(r.data) for r in recs]
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[v.outcome] = counts.get(v.outcome, 0) + 1
-    seen = ", ".join(f"{k} on {c} of {len(verdicts)}" for k, c in counts.items())
-    text = f"`{name}` ({steps} steps): {seen} seeds; predicted {' or '.join(expect)}"
-    drifts = {_drift(r.data) for r in recs} - {""}
-    if drifts:
-        text += f"; drifting towards {'/'.join(sorted(drifts))} over the second half"
-    gaps = [min(v.loss_gap) for v in verdicts if v.loss_gap]
-    if V.COLLAPSED in expect and gaps and max(gaps) < AT_MINIMUM:
-        text += (
-            "; the loss is at its minimum on every seed while z is not collapsed: the compared "
-            "outputs agree exactly, so the collapse may be where the monitors (on z) do not read"
+def what_happened(ex: Experiment) -> str:
+    """The observed outcomes and the figures behind them (not the rule)."""
+    if not ex.run:
+        return "not run yet" + (
+            f" (needs key {', '.join(f'`{k}`' for k in ex.variant.needs_key)})"
+            if ex.variant.needs_key
+            else ""
         )
+    parts = [f"{counts(ex.outcomes)} at {ex.steps} steps"]
+    ratios = [x for v in ex.z for x in v.rank_ratio]
+    if ratios:
+        ref = ex.z[0].reference_rankme
+        parts.append(f"RankMe {_span(ratios)} of the reference {ref:.3g}")
+    for name in ("z-std·√d", "m_o", "KL(t‖s)"):
+        values = [x for v in ex.z for vote in v.votes if vote.name == name for x in vote.values]
+        if values:
+            parts.append(f"{name} {_span(values, '.3g')}")
+    if "p" in ex.variant.on:
+        ps = [p for p in ex.p if p is not None]
+        if ps:
+            parts.append("on p: " + counts([p.outcome for p in ps]))
+    deltas = [
+        float(r.data["knn_h"]) - float(r.data["init_knn_h"])
+        for r in ex.records
+        if V.is_finite_number(r.data.get("knn_h")) and V.is_finite_number(r.data.get("init_knn_h"))
+    ]
+    if deltas:
+        parts.append(f"kNN on h {_span(deltas, '+.1f')} points vs random init")
+    return "; ".join(parts)
+
+
+def history_text(ex: Experiment) -> str:
+    return (
+        "<br>".join(f"{s} steps: {', '.join(SHORT[o] for o in outs)}" for s, outs in ex.history)
+        or "–"
+    )
+
+
+def judgement_cell(ex: Experiment, explanation: str) -> str:
+    pred = ex.variant.prediction(explanation)
+    if not pred.predicts:
+        return "–"
+    if not ex.run:
+        return f"{pred.text()} → not run"
+    j = ex.judgements[explanation]
+    word = f"**{j.word}**" if j.word in (X.CONSISTENT, X.INCONSISTENT) else j.word
+    return f"{pred.text()} → {word}" + (f" ({j.reason})" if j.reason else "")
+
+
+def kind_text(var: X.ExplanationVariant) -> str:
+    if var.kind == X.NO_PREDICTION:
+        n = sum(p.predicts for _, p in var.predictions)
+        return "not discriminating (only one account predicts)" if n else "no prediction"
+    return var.kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Tallies, labels and the scale
+
+
+def all_judgements(exps: dict[str, Experiment]) -> dict[str, dict[str, X.Judgement]]:
+    return {name: ex.judgements for name, ex in exps.items() if ex.run}
+
+
+def scale(exps: dict[str, Experiment], names: Sequence[str]) -> str:
+    """The scale the named experiments ran at: "(1500 steps, Fashion-MNIST, ResNet-18 width 16,
+    batch 128)"."""
+    recs = [r for n in names for r in exps[n].records]
+    if not recs:
+        return ""
+    steps = sorted({exps[n].steps for n in names if exps[n].run})
+    batches = sorted({str(r.data.get("batch_size")) for r in recs})
+    models, data = set(), set()
+    for r in recs:
+        config = r.data.get("config") if isinstance(r.data.get("config"), dict) else {}
+        model = config.get("model") if isinstance(config.get("model"), dict) else {}
+        name = str(model.get("name", "?")).replace("resnet", "ResNet-")
+        models.add(f"{name} width {model['width']}" if model.get("width") else name)
+        dataset = (config.get("data") or {}).get("dataset") if config else None
+        data.add("Fashion-MNIST" if dataset == "fashion_mnist" else str(dataset or "?"))
+    length = "/".join(str(s) for s in steps)
+    return (
+        f"({length} steps, {', '.join(sorted(data))}, {', '.join(sorted(models))}, "
+        f"batch {'/'.join(batches)})"
+    )
+
+
+def label_text(t: X.Tally, exps: dict[str, Experiment], explanation: str) -> str:
+    """The label with its scale, and what it rests on."""
+    word = X.label(t)
+    deciding = list(t.supports) + list(t.against)
+    shown = deciding or list(t.inconclusive) + list(t.alike)
+    text = word + (f" {scale(exps, shown)}" if shown else "")
+    if not (t.supports or t.against or t.inconclusive or t.alike):
+        return text + ": no discriminating experiment has run"
+    read = [n for n in deciding if X.BY_NAME[n].prediction(explanation).reading]
+    if deciding and len(read) == len(deciding):
+        text += "; every deciding prediction is a reading, not the source's statement"
     return text
 
 
-def _section(
-    ex: Explanation, by_variant: dict[str, dict[int, list[Record]]], paths: Paths
-) -> tuple[list[str], str, list[str]]:
-    """The explanation's section, its overall status, and the PNGs written."""
-    headers = ["variant", "predicted", "claim (source)", "steps", "seed verdicts", "status"]
-    headers += ["refuted by", "overrides"]
-    rows, statuses, reasons, not_run, curves = [], [], [], [], {}
-    refuted = []
-    for name in ex.variants:
-        var = BY_NAME[name]
-        lengths = by_variant.get(name, {})
-        overrides = " ".join(f"`{o}`" for o in var.overrides) or "(recipe)"
-        claim = f"{var.claim} ({var.source})"
-        if not lengths:
-            need = (
-                f"needs key {', '.join(f'`{k}`' for k in var.needs_key)}" if var.needs_key else ""
-            )
-            not_run.append(name)
-            status = "not run yet" + (f": {need}" if need else "")
-            row = [f"`{name}`", " or ".join(var.expect), claim, "–", "–", status]
-            rows.append(row + [var.refuted_by, overrides])
-            continue
-        for steps in sorted(lengths):
-            recs = lengths[steps]
-            verdicts = [V.judge_record(r.data) for r in recs]
-            cells = "<br>".join(
-                f"seed {r.data['seed']}: {_short(v)}" for r, v in zip(recs, verdicts, strict=True)
-            )
-            status = _status(var.expect, verdicts)
-            row = [f"`{name}`", " or ".join(var.expect), claim, str(steps), cells, status]
-            rows.append(row + [var.refuted_by, overrides])
-        longest = max(lengths)
-        recs = lengths[longest]
-        verdicts = [V.judge_record(r.data) for r in recs]
-        status = _status(var.expect, verdicts)
-        statuses.append(status)
-        curves[name] = [r.data for r in recs]
-        if status != "reproduced":
-            if status == "contradicted" and _refutes(var.expect, recs, verdicts):
-                refuted.append(name)
-            reasons.append(_reason(name, longest, var.expect, recs))
-    if not statuses:
-        overall = "not run yet"
-    elif refuted:
-        overall = "refuted"
-    elif all(s == "reproduced" for s in statuses):
-        overall = "reproduced"
-    else:
-        overall = "not reproduced at this scale"
-    parts = [f"## {ex.title}", "", f"**Claim.** {ex.claim} ({ex.source})", ""]
-    summary = f"**Overall: {overall}**"
-    if statuses:
-        summary += (
-            f" ({len(statuses)} of {len(ex.variants)} variants run, each judged on its longest run"
+def deciding_text(t: X.Tally, explanation: str) -> str:
+    """The experiments that decided a label, which way, and whose reading each rests on."""
+    cells = []
+    for n in t.supports + t.against:
+        reading = X.BY_NAME[n].prediction(explanation).reading_text()
+        way = "for" if n in t.supports else "against"
+        cells.append(f"`{n}` ({way}{'; ' + reading if reading else ''})")
+    return ", ".join(cells) or "–"
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+MATRIX_NAMES = {X.E1: "stop-gradient", X.E2: "dynamics", X.E3: "de-centering", X.E4: "DINO"}
+
+
+def _overview(exps: dict[str, Experiment]) -> list[str]:
+    judg = all_judgements(exps)
+    rows = []
+    for ex in X.EXPLANATIONS:
+        t = X.tally(ex.name, judg)
+        rows.append(
+            [
+                f"[{ex.title}](#{anchor(ex.title)})",
+                ex.source,
+                f"**{label_text(t, exps, ex.name)}**",
+                t.text(),
+                deciding_text(t, ex.name),
+            ]
         )
-        summary += f"; refuted by {', '.join(f'`{n}`' for n in refuted)})" if refuted else ")"
-    parts += [summary + ".", ""]
-    parts += [f"- {r}" for r in reasons] + ([""] if reasons else [])
-    if not_run:
-        parts += [f"Not run yet: {', '.join(f'`{n}`' for n in not_run)}.", ""]
+    headers = ["explanation", "source", "label", "discriminating experiments", "deciding"]
+    return [table(headers, rows), ""]
+
+
+def _matrix(exps: dict[str, Experiment]) -> list[str]:
+    headers = ["experiment", "kind", "judged at"]
+    headers += [f"{MATRIX_NAMES[ex.name]} predicts → judgement" for ex in X.EXPLANATIONS]
+    headers += ["what happened"]
+    rows = []
+    order = (X.DISCRIMINATING, X.CONTROL, X.NO_PREDICTION)
+    for var in sorted(X.VARIANTS, key=lambda v: order.index(v.kind)):
+        ex = exps[var.name]
+        rows.append(
+            [f"`{var.name}`", kind_text(var), f"{ex.steps} steps" if ex.run else "–"]
+            + [judgement_cell(ex, e.name) for e in X.EXPLANATIONS]
+            + [what_happened(ex)]
+        )
+    return [table(headers, rows), ""]
+
+
+def _section(
+    ex: X.Explanation, exps: dict[str, Experiment], paths: Paths
+) -> tuple[list[str], list[str]]:
+    """The explanation's section and the PNGs it wrote."""
+    judg = all_judgements(exps)
+    t = X.tally(ex.name, judg)
+    parts = [f"## {ex.title}", "", f"**Account.** {ex.claim} ({ex.source})", ""]
+    parts += [
+        f"**Label: {label_text(t, exps, ex.name)}.** Discriminating experiments: {t.text()}; "
+        f"deciding: {deciding_text(t, ex.name)}."
+    ]
+    if t.alike:
+        parts[-1] += (
+            f" Consistent but not counted ({', '.join(f'`{n}`' for n in t.alike)}): every rival "
+            "allowed the same outcome, so it did not tell them apart."
+        )
+    parts += [""]
+    parts += [f"Note: {n}" for n in ex.notes] + ([""] if ex.notes else [])
+    claim_rows = []
+    for c in ex.claims:
+        tc = X.tally(ex.name, judg, claim=c.id)
+        tested = [v for v in X.VARIANTS if v.prediction(ex.name).claim == c.id]
+        names = ", ".join(f"`{v.name}` ({kind_text(v)})" for v in tested) or "–"
+        claim_rows.append([c.text, c.source, names, label_text(tc, exps, ex.name)])
+    parts += [table(["atomic claim", "source", "experiments", "label"], claim_rows), ""]
+    rows = []
+    for name in ex.variants:
+        e = exps[name]
+        var = e.variant
+        pred = var.prediction(ex.name)
+        rivals = "<br>".join(
+            f"{MATRIX_NAMES[r]}: {p.text()}"
+            for r, p in var.predictions
+            if r != ex.name and p.predicts
+        )
+        j = e.judgements.get(ex.name)
+        verdict = "not run yet" if not e.run else j.word + (f": {j.reason}" if j.reason else "")
+        rows.append(
+            [f"`{name}`", kind_text(var), f"{pred.text()} ({pred.source})", rivals or "–",
+             verdict, what_happened(e), history_text(e)]
+        )  # fmt: skip
+    headers = ["experiment", "kind", "predicted here (where)", "rivals predicted", "judgement"]
+    headers += ["what happened", "shorter runs"]
     parts += [table(headers, rows), ""]
-    modes, modes_plot, written = [], [], []
+    notes = [f"- `{n}`: {exps[n].variant.note}" for n in ex.variants if exps[n].variant.note]
+    parts += notes + ([""] if notes else [])
+    written = []
+    curves = {n: [r.data for r in exps[n].records] for n in ex.variants if exps[n].run}
     if ex.name == dino_modes_section.EXPLANATION and curves:  # DINO §5.3's two modes
         modes, modes_plot, written = dino_modes_section.dino_modes_parts(curves, paths.out)
-    parts += modes
-    parts += [f"Note: {n}" for n in ex.notes] + ([""] if ex.notes else [])
-    if curves:
-        curves_plot(curves, ex.title, paths.out / plot_name(ex))
+        parts += modes
+    else:
+        modes_plot = []
+    plotted = _plotted(ex, exps)
+    if plotted:
+        refs = {n: exps[n].z[0].reference_rankme for n in plotted}
+        explanation_curves_plot(
+            {n: [r.data for r in exps[n].records] for n in plotted},
+            refs,
+            f"{ex.title}: baselines and discriminating experiments (mean over seeds)",
+            paths.out / plot_name(ex),
+        )
         written.insert(0, plot_name(ex))
         parts += [f"![{ex.title}: the curves that decide it]({plot_name(ex)})", ""]
-    parts += modes_plot  # below the section's curves
-    return parts, overall, written
+    parts += modes_plot
+    return parts, written
+
+
+def _plotted(ex: X.Explanation, exps: dict[str, Experiment]) -> list[str]:
+    """The baselines and discriminating experiments of the explanation that ran (≤ 8); DINO's
+    runs only in DINO's section (another method, another healthy reference)."""
+    ran = [
+        n
+        for n in ex.variants
+        if exps[n].run and (exps[n].variant.method == "dino") == (ex.name == X.E4)
+    ]
+    names = [n for n in ran if not exps[n].variant.baseline]
+    names += [n for n in ran if exps[n].variant.kind == X.DISCRIMINATING]
+    if ex.name == X.E4:  # DINO's own ablations are all its section has
+        names += ran
+    return list(dict.fromkeys(names))[:MAX_PLOTTED]
+
+
+def _knn_section(exps: dict[str, Experiment]) -> list[str]:
+    """Collapsed z with kNN on h still high: kNN on z and r/o beside it, and why."""
+    rows, inits, deltas, ratios = [], [], [], []
+    for name, ex in exps.items():
+        for r, z in zip(ex.records, ex.z, strict=True):
+            if z.outcome != V.COMPLETE:
+                continue
+            d = r.data
+            knn = [d.get(k) for k in ("knn_h", "init_knn_h", "knn_z", "r_over_o_eval")]
+            cells = [f"{x:.1f}" if V.is_finite_number(x) else "–" for x in knn[:3]]
+            if all(V.is_finite_number(x) for x in knn[:2]):
+                inits.append(float(knn[1]))
+                deltas.append(float(knn[0]) - float(knn[1]))
+            ro = knn[3]
+            if V.is_finite_number(ro):
+                ratios.append(float(ro))
+            rows.append(
+                [f"`{name}`", str(d.get("seed")), str(ex.steps), *cells,
+                 f"{ro:.2g}" if V.is_finite_number(ro) else "–"]
+            )  # fmt: skip
+    if not rows:
+        return []
+    headers = ["experiment", "seed", "steps", "kNN h", "kNN h at init", "kNN z", "r/o (eval)"]
+    h_text = (
+        f"a randomly initialized ResNet already classifies Fashion-MNIST at "
+        f"{_span(inits, '.1f')}% by kNN on h, so a run that learns nothing useful need not fall "
+        f"to chance; these runs end {_span(deltas, '+.1f')} points from their init's"
+        if deltas
+        else "no kNN on h recorded"
+    )
+    ro_text = f"; r/o here is {_span(ratios, '.2g')}" if ratios else ""
+    return [
+        "## Collapsed z, yet kNN stays high",
+        "",
+        "The papers report 0.1% linear top-1 for a collapsed SimSiam on ImageNet (SimSiam "
+        "Fig. 2, Table 1a); the completely collapsed runs here keep kNN near their random "
+        f"init's. Two measured reasons. (1) kNN on h: {h_text}; the collapse is in z and has "
+        "not undone h at this length. (2) kNN on z: cosine kNN ranks neighbours by the "
+        "direction of the residual r = z − o whatever its size (`pretrain/monitors.py`), so it "
+        "keeps reading the residual's class structure until r/o falls to fp32's resolution of "
+        f"cosine similarity, about 1e-4{ro_text}.",
+        "",
+        table(headers, rows),
+        "",
+    ]
 
 
 def render_explanations(records: list[Record], paths: Paths) -> tuple[str, int, list[str]]:
-    """The page, its number of explanations with records, and the PNGs it wrote."""
+    """The page, its number of experiments with records, and the PNGs it wrote."""
     for name in plot_names():  # a plot whose data is gone must not linger
         (paths.out / name).unlink(missing_ok=True)
-    by_variant = _by_variant(records)
-    sections, overview, plots = [], [], []
-    for ex in EXPLANATIONS:
-        parts, overall, written = _section(ex, by_variant, paths)
+    exps = experiments(records)
+    sections, plots = [], []
+    for ex in X.EXPLANATIONS:
+        parts, written = _section(ex, exps, paths)
         sections += parts
         plots += written
-        overview.append([f"[{ex.title}](#{_anchor(ex.title)})", ex.claim, ex.source, overall])
-    n_run = sum(row[-1] != "not run yet" for row in overview)
+    n_run = sum(ex.run for ex in exps.values())
     head = [marker(paths), "", "# Why Siamese methods do not collapse: the explanations", ""]
     head += [
-        "Each explanation of non-collapse makes predictions about ablations; each ablation "
-        "runs 3 seeds (the collapse-ablation matrix: Fashion-MNIST, ResNet-18 at width 16, "
-        "batch 128). A seed's verdict (`records/verdict.py`) is read from its last "
-        f"{V.WINDOW} monitor points (eval-mode statistics of the kNN bank where logged): "
-        f"z-std·√d < {V.Z_COLLAPSED_BELOW:g}, RankMe < {V.RANK_COLLAPSED_BELOW:g} and "
-        f"m_o > {V.MO_COLLAPSED_ABOVE:g} each vote for collapse, a reading within "
-        f"{V.MARGIN:.0%} of its threshold votes neither way, and a strict majority decides; "
-        "a run not collapsed whose loss kept over half its gap to the minimum and whose kNN "
-        f"on h is not {V.KNN_AT_INIT_WITHIN:g} points above its random init failed to "
-        "converge (SimSiam Table 1b); anything in between is borderline. The statistics that "
-        "agree are named in brackets.",
+        "Four explanations of why SimSiam (and DINO) do not collapse, each split into atomic "
+        "claims, and the ablations that would tell them apart. Every experiment runs 3 seeds "
+        "of the collapse-ablation matrix (Fashion-MNIST, ResNet-18 at width 16, batch 128); "
+        "the scale is named wherever a label appears, and a label says nothing beyond it. What "
+        "each explanation predicts, and which predictions are this project's reading rather "
+        "than the source's statement, is data (`records/explanations.py`).",
         "",
-        f"The monitors of every variant (mean ± std over seeds) and the papers' reported "
-        f"numbers: [collapse ablations]({ABLATION_PAGE}).",
+        "**Outcomes** (`records/verdict.py`, read over the last "
+        f"{V.WINDOW_FRACTION:.0%} of a run's steps): *complete collapse* (a majority of "
+        f"z-std·√d < {V.Z_COLLAPSED_BELOW:g}, RankMe < {V.RANK_COLLAPSED_BELOW:g}, "
+        f"m_o > {V.MO_COLLAPSED_ABOVE:g}, DINO's KL < {V.KL_COLLAPSED_BELOW:g}); *dimensional "
+        f"collapse* (RankMe below {V.DIM_RATIO:g} of the same method's healthy reference at the "
+        "same length, `records/references.py`); *failed to converge* (loss still high and kNN "
+        "on h at its random init, SimSiam Table 1b); *healthy*; and *borderline* when a "
+        f"reading is within {V.MARGIN:.0%} of a threshold. The same verdicts fill the "
+        f"[collapse-ablation page]({ABLATION_PAGE}).",
         "",
-        table(["explanation", "claim", "source", "overall"], overview),
+        "**How the labels follow.** An experiment is *discriminating* when two explanations "
+        "predict different outcomes for it, a *control* when all that predict agree (shown, "
+        "never counted as support). Judged at its longest length with all "
+        f"{X.SEEDS} seeds, it is *consistent* with a prediction when every seed is not "
+        "borderline and in the predicted set, *inconsistent* when every seed is not borderline "
+        "and outside it, else *inconclusive at this scale* (the reason measured). It *supports* "
+        "an explanation when it is consistent with it and inconsistent with a rival. The label: "
+        "*refuted at this scale* when a discriminating experiment is inconsistent and none "
+        "supports; *mixed* when both; *supported at this scale* when one supports and none is "
+        "inconsistent; *untested at this scale* otherwise.",
         "",
     ]
-    return "\n".join(head + sections), n_run, plots
+    head += _overview(exps)
+    head += ["## Every experiment and what each explanation predicts", ""]
+    head += _matrix(exps)
+    return "\n".join(head + sections + _knn_section(exps)), n_run, plots
 
 
-PANELS = (
-    ("z-std·√d", ("z_std_sqrt_d_eval", "z_std_sqrt_d"), V.Z_COLLAPSED_BELOW, False),
-    ("RankMe", ("rankme_eval", "rankme"), V.RANK_COLLAPSED_BELOW, True),
-    ("m_o", ("m_o_eval", "m_o"), V.MO_COLLAPSED_ABOVE, False),
-)
-
-
-def curves_plot(curves: dict[str, list[dict]], title: str, path: Path) -> Path:
-    """The statistics that decide the verdicts against steps: one color per variant, one line
-    per seed (eval-mode where the record logs it), thresholds dashed; and kNN on h minus the
-    random init's (the failed-to-converge test). Fixed size and dpi, no metadata: the same
-    records give the same bytes."""
-    fig = Figure(figsize=(13, 3.4))
-    axes = fig.subplots(1, 4)
-    colors = colormaps["tab10"]
-    for i, (name, records) in enumerate(sorted(curves.items())):
-        color = colors(i % 10)
-        for j, rec in enumerate(records):
-            points, eval_mode = V.monitor_points(V.record_trace(rec))
-            label = name if j == 0 else None
-            for ax, (_, keys, _, _) in zip(axes, PANELS, strict=False):
-                key = next((k for k in keys if all(k in p for p in points)), None)
-                if key is None or (key.endswith("_eval") and not eval_mode):
-                    continue
-                ax.plot([p["step"] for p in points], [p[key] for p in points], color=color,
-                        lw=1, alpha=0.8, label=label)  # fmt: skip
-            init = rec.get("init_knn_h")
-            knn = [r for r in V.record_trace(rec) if "knn_h" in r and r.get("step", 0) > 0]
-            if isinstance(init, int | float) and knn:
-                axes[3].plot([r["step"] for r in knn], [r["knn_h"] - init for r in knn],
-                             color=color, lw=1, marker=".", alpha=0.8, label=label)  # fmt: skip
-    for ax, (stat, _, threshold, log) in zip(axes, PANELS, strict=False):
-        ax.axhline(threshold, color="gray", ls="--", lw=0.8)
-        ax.set_title(f"{stat} (eval where logged)", fontsize=9)
-        if log:
-            ax.set_yscale("log")
-    axes[3].axhline(V.KNN_AT_INIT_WITHIN, color="gray", ls="--", lw=0.8)
-    axes[3].set_title("kNN on h − random init (points)", fontsize=9)
-    for ax in axes:
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
-    return path
-
-
-def _anchor(title: str) -> str:
+def anchor(title: str) -> str:
     """GitHub's heading anchor: lower case, punctuation dropped, spaces to dashes."""
     kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
     return kept.replace(" ", "-")
@@ -331,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = Paths(results=args.results.resolve(), out=args.out.resolve())
     text, n, plots = render_explanations(records, paths)
     (args.out / PAGE).write_text(text, encoding="utf-8", newline="\n")
-    print(f"wrote {args.out / PAGE} ({n} explanations with records) and {len(plots)} plots")
+    print(f"wrote {args.out / PAGE} ({n} experiments with records) and {len(plots)} plots")
     return 0
 
 

@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from records.verdict import DIM_RATIO, KNN_AT_INIT_WITHIN, MO_COLLAPSED_ABOVE
 from records.verdict import Z_COLLAPSED_BELOW as COLLAPSED_BELOW
 
 DPI = 100
@@ -121,9 +122,10 @@ def collapse_curves_plot(
     path: Path,
     threshold: float = COLLAPSED_BELOW,
 ) -> Path:
-    """z-std × √d and kNN top-1 against steps: one color per variant, one line per seed.
+    """z-std × √d and kNN top-1 against steps: one line per variant, the mean over its seeds
+    at the steps every seed logs.
 
-    At most 8 variants per pair of panels (more variants: more rows of panels, in name
+    At most 8 variants (lines) per pair of panels (more variants: more rows of panels, in name
     order); the z-std panels draw the collapse threshold; legends right of the axes.
     """
     groups = chunks(sorted(curves))
@@ -133,14 +135,13 @@ def collapse_curves_plot(
     for (zax, kax), names in zip(axes, groups, strict=False):
         for i, variant in enumerate(names):
             color = colors(i % 10)
-            for j, curve in enumerate(curves[variant]):
-                label = variant if j == 0 else None
-                zs = [(r["step"], r["z_std_sqrt_d"]) for r in curve if _is_num(r.get(Z))]
-                ks = [(r["step"], r[knn_key]) for r in curve if _is_num(r.get(knn_key))]
-                if zs:
-                    zax.plot(*zip(*zs, strict=True), color=color, lw=1, label=label)
-                if ks:
-                    kax.plot(*zip(*ks, strict=True), color=color, lw=1, marker="o", ms=3)
+            seeds = [{"curve": c} for c in curves[variant]]
+            zs = _mean_curve(seeds, Z)
+            ks = _mean_curve(seeds, knn_key)
+            if zs:
+                zax.plot(*zip(*zs, strict=True), color=color, lw=1, label=variant)
+            if ks:
+                kax.plot(*zip(*ks, strict=True), color=color, lw=1, marker="o", ms=3)
         zax.axhline(threshold, color="black", ls="--", lw=1, label=f"collapse: < {threshold:g}")
         zax.set_ylim(bottom=0)
         zax.set_title("z-std × √d (1 = healthy spread, 0 = collapsed)", fontsize=10)
@@ -154,7 +155,8 @@ def collapse_curves_plot(
         handles, labels = zax.get_legend_handles_labels()
         kax.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(
-        "Collapse ablation: curves per variant (one line per seed; dashed: collapse threshold)",
+        "Collapse ablation: curves per variant at its longest run (mean over seeds; dashed: "
+        "collapse threshold)",
         fontsize=11,
     )
     fig.tight_layout()
@@ -191,4 +193,85 @@ def ap_by_method_plot(panels: dict[str, dict[str, Point]], path: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Detection AP per pretraining method (mean ± std over seeds)", fontsize=11)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+# The explanations board's panels: (title, trace keys in preference order, threshold, log y)
+EXPLANATION_PANELS = (
+    ("z-std·√d", ("z_std_sqrt_d_eval", "z_std_sqrt_d"), COLLAPSED_BELOW, False),
+    ("RankMe / healthy reference", ("rankme_eval", "rankme"), DIM_RATIO, True),
+    ("m_o (center's share)", ("m_o_eval", "m_o"), MO_COLLAPSED_ABOVE, False),
+)
+
+
+def _mean_curve(records: list[dict], key: str, scale: float = 1.0) -> list[tuple[int, float]]:
+    """(step, mean over the records) at the steps where every record has ``key``."""
+    per: list[dict[int, float]] = []
+    for rec in records:
+        curve = rec.get("curve") if isinstance(rec.get("curve"), list) else []
+        per.append({int(r["step"]): float(r[key]) for r in curve if _is_num(r.get(key))})
+    common = set.intersection(*(set(p) for p in per)) if per else set()
+    return [(s, sum(p[s] for p in per) / len(per) / scale) for s in sorted(common)]
+
+
+def explanation_curves_plot(
+    curves: dict[str, list[dict]],
+    references: dict[str, float | None],
+    title: str,
+    path: Path,
+) -> Path:
+    """The statistics the verdicts read against steps, one line per experiment (the mean over
+    its seeds; at most ``MAX_LINES``), eval-mode readings where every record logs them:
+    z-std × √d, RankMe over the healthy reference (``references``: per experiment; none: the
+    panel skips it), m_o, and kNN on h minus the random init's. Thresholds dashed; the legend
+    right of the panels."""
+    names = sorted(curves)[:MAX_LINES]
+    fig = Figure(figsize=(15, 3.6))
+    axes = fig.subplots(1, 4)
+    colors = colormaps["tab10"]
+    for i, name in enumerate(names):
+        recs, color = curves[name], colors(i % 10)
+        for ax, (_, keys, _, _) in zip(axes, EXPLANATION_PANELS, strict=False):
+            key = next((k for k in keys if _mean_curve(recs, k)), None)
+            scale = 1.0
+            if key is not None and key.startswith("rankme"):
+                ref = references.get(name)
+                if not ref:
+                    continue
+                scale = ref
+            if key is not None:
+                pts = _mean_curve(recs, key, scale)
+                ax.plot(*zip(*pts, strict=True), color=color, lw=1.2, label=name)
+        deltas = []
+        for rec in recs:
+            init = rec.get("init_knn_h")
+            curve = rec.get("curve") if isinstance(rec.get("curve"), list) else []
+            if _is_num(init):
+                deltas.append({int(r["step"]): r["knn_h"] - init for r in curve
+                               if _is_num(r.get("knn_h")) and r.get("step", 0) > 0})  # fmt: skip
+        common = set.intersection(*(set(d) for d in deltas)) if deltas else set()
+        if common:
+            xs = sorted(common)
+            ys = [sum(d[s] for d in deltas) / len(deltas) for s in xs]
+            axes[3].plot(xs, ys, color=color, lw=1.2, marker=".", label=name)
+    for ax, (stat, _, threshold, log) in zip(axes, EXPLANATION_PANELS, strict=False):
+        ax.axhline(threshold, color="gray", ls="--", lw=0.8)
+        ax.set_title(f"{stat} (eval where logged)", fontsize=9)
+        if log:
+            ax.set_yscale("log")
+    axes[3].axhline(KNN_AT_INIT_WITHIN, color="gray", ls="--", lw=0.8)
+    axes[3].set_title("kNN on h − random init (points)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.suptitle(title + " (dashed: thresholds)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(0.865, 0.5))
     return _save(fig, path)
