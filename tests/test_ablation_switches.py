@@ -242,3 +242,10 @@ def test_center_target_is_a_config_key(tiny_fmnist):
         tiny_config(tiny_fmnist, "method.center_target=2")
     info = {k.key: k for k in config_keys()}["method.center_target"]
     assert info.default is False and "de-cent" in info.meaning
+
+
+def test_center_target_reaches_simsiam_and_only_simsiam(tiny_fmnist):
+    assert build_method(tiny_config(tiny_fmnist, "method.center_target=true")).center_target
+    assert not build_method(tiny_config(tiny_fmnist)).center_target
+    with pytest.raises(ConfigError, match="center_target are SimSiam ablations"):
+        build_method(tiny_config(tiny_fmnist, "method.name='byol'", "method.center_target=true"))

@@ -33,7 +33,8 @@ def _bn(cfg: Config) -> str:
 
 def _only_simsiam(cfg: Config) -> None:
     m = cfg.method
-    used = [k for k in ("symmetric_predictor", "mirror", "target_refresh_steps") if getattr(m, k)]
+    simsiam_only = ("symmetric_predictor", "mirror", "target_refresh_steps", "center_target")
+    used = [k for k in simsiam_only if getattr(m, k)]
     if not m.stop_grad:
         used.append("stop_grad=false")
     if used:
@@ -58,6 +59,7 @@ def _simsiam(cfg: Config) -> nn.Module:
         symmetric_predictor=m.symmetric_predictor,
         mirror=m.mirror,
         target_refresh_steps=m.target_refresh_steps,
+        center_target=m.center_target,
     )
 
 
