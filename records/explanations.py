@@ -431,6 +431,8 @@ _DESIGNS: tuple[ExplanationVariant, ...] = (
             E3: _p(NOT_COMPLETE, "E3.decenter", "Zhang et al. (a bias layer suffices)"),
         },
         baseline=SIMSIAM_BASE,
+        note="Tian et al. analyse a linear predictor; that p = z + b cannot grow an eigenmode "
+        "is this project's reading of their eigenvalue dynamics, not their statement",
         in_matrix=True,
     ),
     _v(
@@ -463,6 +465,8 @@ _DESIGNS: tuple[ExplanationVariant, ...] = (
             E3: _p((HEALTHY,), "E3.asymmetry", OURS_NO_RATE, ours=True),
         },
         baseline=SIMSIAM_BASE,
+        note="the encoder's lr is 10x the recipe's here (1.0): a collapse may be that lr's "
+        "effect on any design, not the ratio's; `pred_lr_0.1x` changes the ratio alone",
     ),
     _v(
         "no_predictor_centered_target",
