@@ -25,9 +25,13 @@ Five outcomes (``OUTCOMES``), each with its thresholds stated once, here:
   one point): not completely collapsed, and RankMe far below the same configuration's healthy
   runs: its ratio to ``reference_rankme`` (``records.references``: the mean window RankMe of
   the reference variant's runs of the same method and length) below ``DIM_RATIO`` = 0.25 on
-  every window point. RankMe is the effective-rank summary of that spectrum (Garrido et al.
-  §3); the record keeps the spectrum itself (``z_spectrum``). Without a reference the question
-  is not asked, and the verdict says so.
+  every window point. The ratio compares like with like: the run's RankMe and the reference's
+  are read from the same key (``rankme_key``): the eval bank's ``rankme_eval`` where the run
+  has it on every window point and every reference run has it too, else the train batch's
+  ``rankme`` on both sides (train-mode BN re-normalizes each batch, so the two modes read
+  different numbers of the same z). RankMe is the effective-rank summary of that spectrum
+  (Garrido et al. §3); the record keeps the spectrum itself (``z_spectrum``). Without a
+  reference the question is not asked, and the verdict says so.
 - **failed to converge** (SimSiam Table 1b: a fixed random predictor "does not converge, and
   the loss remains high", 1.5%, yet not collapsed): neither collapse, the loss still closer to
   its first logged value than to its minimum (``LOSS_HIGH_ABOVE``: more than half the gap
@@ -167,7 +171,7 @@ class Verdict:
     between: tuple[str, ...] = ()  # a borderline verdict: the outcomes it lies between
     fraction: float | None = WINDOW_FRACTION  # None: the window was given as points
     on: str = "z"
-    rank_key: str = ""  # the RankMe key the ratio read
+    rank_key: str = ""  # the RankMe key the ratio read (the reference's is the same key)
 
     def text(self) -> str:
         """One line: the outcome, what agrees, over which points, what was not judged."""
@@ -194,8 +198,13 @@ class Verdict:
         if rest:
             label = "not complete" if self.outcome == DIMENSIONAL else "other"
             parts.append(f"{label}: " + ", ".join(rest))
-        if self.reference_rankme is None and self.outcome != COMPLETE:
-            parts.append("dimensional collapse not judged (it needs a healthy reference RankMe)")
+        if not self.rank_ratio and self.outcome != COMPLETE:
+            why = (
+                "it needs a healthy reference RankMe"
+                if self.reference_rankme is None
+                else f"a window point lacks {self.rank_key or 'RankMe'}"
+            )
+            parts.append(f"dimensional collapse not judged ({why})")
         if self.outcome in (FAILED, BORDERLINE) and self.converge:
             gap = _span(self.loss_gap, "{:.2f}")
             knn = _span(self.knn_delta, "{:+.1f}")
@@ -215,6 +224,7 @@ class Verdict:
             "on": self.on,
             "rank_ratio": list(self.rank_ratio),
             "reference_rankme": self.reference_rankme,
+            "rank_key": self.rank_key,
             "converge": self.converge,
             "text": self.text(),
         }
@@ -326,22 +336,42 @@ def _votes(rows: list[Mapping[str, Any]], eval_mode: bool, on: str) -> list[Vote
     return votes
 
 
+def rank_keys(on: str = "z") -> tuple[str, str]:
+    """The RankMe keys of ``on``: (the eval bank's, the train batch's)."""
+    rank = _check_on(on)[1]
+    assert rank.eval_key is not None
+    return rank.eval_key, rank.key
+
+
+def _has(rows: Sequence[Mapping[str, Any]], key: str) -> bool:
+    return bool(rows) and all(is_finite_number(r.get(key)) for r in rows)
+
+
 def rank_key(rows: Sequence[Mapping[str, Any]], on: str = "z") -> str | None:
     """The RankMe key the window's points all have, eval-mode preferred; None if none."""
-    rank = _check_on(on)[1]
-    for key in (rank.eval_key, rank.key):
-        if key and rows and all(is_finite_number(r.get(key)) for r in rows):
-            return key
-    return None
+    return next((key for key in rank_keys(on) if _has(rows, key)), None)
+
+
+def _check_rank_key(key: str, on: str) -> None:
+    if key not in rank_keys(on):
+        raise ValueError(f"rankme_key={key!r}: a RankMe key of {on} ({', '.join(rank_keys(on))})")
 
 
 def window_rankme(
-    trace: Sequence[Mapping[str, Any]], *, fraction: float = WINDOW_FRACTION, on: str = "z"
+    trace: Sequence[Mapping[str, Any]],
+    *,
+    fraction: float = WINDOW_FRACTION,
+    on: str = "z",
+    key: str | None = None,
 ) -> float | None:
-    """The mean RankMe over the verdict's window (what a reference run contributes)."""
+    """The mean RankMe over the verdict's window (what a reference run contributes), read from
+    ``key`` (``rankme_eval`` or ``rankme`` for z; default: the key every window point has,
+    eval-mode preferred); None when a window point lacks it."""
     rows, _ = window_rows(trace, fraction=fraction, on=on)
-    key = rank_key(rows, on)
-    return statistics.fmean(float(r[key]) for r in rows) if key else None
+    if key is not None:
+        _check_rank_key(key, on)
+    key = key or rank_key(rows, on)
+    return statistics.fmean(float(r[key]) for r in rows) if key and _has(rows, key) else None
 
 
 def _gap(row: Mapping[str, Any], loss_min: float | None) -> float | None:
@@ -415,6 +445,7 @@ def judge(
     reference_rankme: float | None = None,
     points: Sequence[int] | None = None,
     on: str = "z",
+    rankme_key: str | None = None,
 ) -> Verdict:
     """The verdict of a monitor trace (rows with ``step`` and any of the monitors).
 
@@ -424,7 +455,10 @@ def judge(
     step-0 ``knn_h``). ``loss_min``: the loss's minimum (``LOSS_MIN``; None: the loss is not
     judged unless the trace holds DINO's KL). ``reference_rankme``: the mean window RankMe of
     the configuration's healthy reference runs (``records.references``; None: dimensional
-    collapse is not judged). ``on``: "z" or "p" (the predictor's output).
+    collapse is not judged). ``on``: "z" or "p" (the predictor's output). ``rankme_key``: the
+    RankMe key the ratio reads, the one ``reference_rankme`` was read from (``rank_keys``;
+    default: the key every window point has, eval-mode preferred); a window point without it
+    leaves dimensional collapse not judged.
     """
     rows, eval_mode = window_rows(trace, fraction=fraction, points=points, on=on)
     steps = tuple(int(r.get("step", 0)) for r in rows)
@@ -437,10 +471,13 @@ def judge(
         "fraction": None if points is not None else fraction,
         "on": on,
     }
-    key = rank_key(rows, on)
-    if reference_rankme is not None and reference_rankme > 0 and key:
-        common["rank_ratio"] = tuple(float(r[key]) / reference_rankme for r in rows)
+    if rankme_key is not None:
+        _check_rank_key(rankme_key, on)
+    key = rankme_key or rank_key(rows, on)
+    if reference_rankme is not None and key:
         common["rank_key"] = key
+    if reference_rankme is not None and reference_rankme > 0 and key and _has(rows, key):
+        common["rank_ratio"] = tuple(float(r[key]) / reference_rankme for r in rows)
     collapsed = tuple(v.name for v in votes if v.vote == COLLAPSED_VOTE)
     healthy = tuple(v.name for v in votes if v.vote == HEALTHY_VOTE)
     half = len(votes) / 2
@@ -495,8 +532,10 @@ def judge_record(
     fraction: float = WINDOW_FRACTION,
     points: Sequence[int] | None = None,
     on: str = "z",
+    rankme_key: str | None = None,
 ) -> Verdict:
-    """The verdict of an ablation record (its curve, random-init kNN and method)."""
+    """The verdict of an ablation record (its curve, random-init kNN and method);
+    ``reference_rankme`` and ``rankme_key`` as in ``judge``."""
     init = record.get("init_knn_h")
     return judge(
         record_trace(record),
@@ -506,4 +545,5 @@ def judge_record(
         loss_min=LOSS_MIN.get(str(record.get("method"))),
         reference_rankme=reference_rankme,
         on=on,
+        rankme_key=rankme_key,
     )

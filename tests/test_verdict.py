@@ -237,6 +237,69 @@ def test_reference_rankme_leaves_out_a_collapsed_reference_run() -> None:
     assert verdicts["simsiam-simsiam-seed2-1500steps"].outcome == V.COMPLETE
 
 
+def with_eval(trace: list[dict], rank_eval: float) -> list[dict]:
+    """``trace`` with the kNN bank's eval-mode statistics every 100 steps, RankMe
+    ``rank_eval`` there (the train-mode ``rankme`` of those points stays)."""
+    for r in trace:
+        if r["step"] and r["step"] % 100 == 0:
+            r.update(z_std_sqrt_d_eval=0.8, m_o_eval=0.4, rankme_eval=rank_eval)
+    return trace
+
+
+def test_the_rankme_ratio_compares_like_with_like() -> None:
+    """A reference whose train-mode RankMe is 40 and eval-mode 20: a run with only the train
+    batch's RankMe (6) is compared with the reference's train-mode 40 (0.15: dimensional),
+    never with its eval-mode 20 (0.3: it would straddle); a run with ``rankme_eval`` on every
+    window point (3, train-mode 30) with the reference's eval-mode 20 (0.15: dimensional, where
+    train-mode 30 / 40 would read healthy); and when one reference run lacks ``rankme_eval``,
+    both sides fall back to train-mode."""
+
+    def record(variant: str, seed: int, trace: list[dict]) -> dict:
+        return {"task": "ablation", "run_id": f"simsiam-{variant}-seed{seed}",
+                "method": "simsiam", "variant": variant, "seed": seed, "steps": 1500,
+                "init_knn_h": 73.0, "curve": trace}  # fmt: skip
+
+    refs = [record("simsiam", s, with_eval(run_trace(rank=40.0), 20.0)) for s in (0, 1)]
+    train_only = record("enc_lr_10x", 0, run_trace(rank=6.0))
+    with_both = record("enc_lr_10x", 1, with_eval(run_trace(rank=30.0), 3.0))
+    records = [*refs, train_only, with_both]
+    assert R.reference_rankme(records, "simsiam", 1500) == pytest.approx(40.0)  # train-mode
+    assert R.reference_rankme(records, "simsiam", 1500, key="rankme") == pytest.approx(40.0)
+    assert R.reference_rankme(records, "simsiam", 1500, key="rankme_eval") == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="rankme_p"):
+        R.reference_rankme(records, "simsiam", 1500, key="rankme_p")
+
+    v = R.judged(records)
+    a, b = v["simsiam-enc_lr_10x-seed0"], v["simsiam-enc_lr_10x-seed1"]
+    assert (a.rank_key, a.reference_rankme, a.outcome) == ("rankme", 40.0, V.DIMENSIONAL)
+    assert all(x == pytest.approx(6 / 40) for x in a.rank_ratio)
+    assert a.as_record()["rank_key"] == "rankme"
+    assert (b.rank_key, b.reference_rankme, b.outcome) == ("rankme_eval", 20.0, V.DIMENSIONAL)
+    assert all(x == pytest.approx(3 / 20) for x in b.rank_ratio)
+    assert "RankMe (eval) 0.15 of the healthy reference 20" in b.text()
+    # what a cross-mode ratio would have said instead
+    assert V.judge(train_only["curve"], reference_rankme=20.0).outcome == V.BORDERLINE
+    ref0 = v["simsiam-simsiam-seed0"]
+    assert (ref0.rank_key, ref0.outcome) == ("rankme_eval", V.HEALTHY)
+
+    for r in refs[1]["curve"]:  # one reference run without the eval bank's RankMe
+        r.pop("rankme_eval", None)
+    assert R.reference_rankme(records, "simsiam", 1500, key="rankme_eval") is None
+    v = R.judged(records)
+    b = v["simsiam-enc_lr_10x-seed1"]
+    assert (b.rank_key, b.reference_rankme, b.outcome) == ("rankme", 40.0, V.HEALTHY)
+    assert all(x == pytest.approx(30 / 40) for x in b.rank_ratio)
+    assert v["simsiam-enc_lr_10x-seed0"].reference_rankme == 40.0
+
+
+def test_a_rankme_key_the_window_lacks_leaves_dimensional_collapse_unjudged() -> None:
+    v = V.judge(run_trace(rank=4.0), reference_rankme=30.0, rankme_key="rankme_eval")
+    assert not v.rank_ratio and v.outcome == V.HEALTHY and v.rank_key == "rankme_eval"
+    assert "dimensional collapse not judged (a window point lacks rankme_eval)" in v.text()
+    with pytest.raises(ValueError, match="rankme_key='rankme_p'"):
+        V.judge(run_trace(), reference_rankme=30.0, rankme_key="rankme_p")
+
+
 def committed_records() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(ABLATION.glob("*.json"))]
 
@@ -272,7 +335,9 @@ def test_committed_records_are_stable_within_their_window_unless_borderline() ->
         all_points = V.monitor_points(V.record_trace(rec))[0]
         first = len(all_points) - len(v.steps)
         outs = {
-            V.judge_record(rec, reference_rankme=v.reference_rankme, points=[i]).outcome
+            V.judge_record(
+                rec, reference_rankme=v.reference_rankme, points=[i], rankme_key=v.rank_key or None
+            ).outcome
             for i in range(first, len(all_points))
         }
         if outs != {v.outcome}:
