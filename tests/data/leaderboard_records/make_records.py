@@ -7,6 +7,11 @@ of one configuration, a multi-seed run, a re-run of a seed, a measured row besid
 one (the SimSiam release at 100 ep / batch 256, SimSiam Table 4), a sweep of 4 batch sizes
 with kNN and linear on each point, a second sweep axis, ablation variants with curves, and two
 kNN runs with the raw-pixels baseline and their predictions file.
+Every verdict is ``records.verdict``'s, stored as the real records store it: a sweep point's
+is the windowed verdict of its monitor trace (as ``summary.json``'s, carried by
+``experiments/sweep_job.py``), an ablation record's is ``records.references.judged``'s
+against the fixture set's healthy reference (as ``experiments/rejudge.py`` writes it); no
+record carries the single-point ``collapsed`` flag.
 Values come from a seeded generator, so re-running rewrites identical files.
 """
 
@@ -18,6 +23,9 @@ import random
 import shutil
 from pathlib import Path
 from typing import Any
+
+from records import verdict as V
+from records.references import judged
 
 HERE = Path(__file__).resolve().parent
 RNG = random.Random(7)
@@ -176,6 +184,20 @@ def transfer(
     return f"{task}/{run_id}.json", record
 
 
+def run_verdict(steps: int, metrics: dict) -> dict:
+    """The windowed verdict ``summary.json`` holds for a run monitored every 25 steps whose
+    statistics sit at their final values and whose loss falls from -0.3 to its final one."""
+    rows = [
+        {
+            "step": s,
+            "loss": round(-0.3 + (metrics["loss"] + 0.3) * s / steps, 4),
+            **{k: metrics[k] for k in ("z_std_sqrt_d", "rankme", "m_o")},
+        }
+        for s in range(25, steps + 1, 25)
+    ]
+    return V.judge(rows, loss_min=V.LOSS_MIN["simsiam"]).as_record()
+
+
 def sweep_points() -> list[tuple[str, dict]]:
     """A batch-size sweep (4 points, kNN + linear on each) and a base-lr sweep (2 points)."""
     out = []
@@ -214,7 +236,6 @@ def sweep_points() -> list[tuple[str, dict]]:
                         "m_o": r(0.1, 0.3),
                         "knn_h": r(75, 80),
                         "knn_z": r(70, 75),
-                        "collapsed": False,
                         "train_seconds": r(300, 400),
                         "images_per_second": r(500, 700),
                     },
@@ -228,6 +249,8 @@ def sweep_points() -> list[tuple[str, dict]]:
             )
         )
         level = 80 - abs(i - 2) * 1.5
+        pre = out[-1][1]
+        pre["verdict"] = run_verdict(steps, pre["metrics"])
         out.append(transfer("knn", "simsiam", 0, level, 20 + i, sweep=sweep, batch_size=bs))
         out.append(transfer("linear", "simsiam", 0, level + 1, 30 + i, sweep=sweep, batch_size=bs))
     for i, lr in enumerate([0.03, 0.1]):
@@ -243,17 +266,21 @@ def sweep_points() -> list[tuple[str, dict]]:
 
 
 def ablation(method: str, variant: str, seed: int, collapse: bool, claim: str, source: str):
+    """A 300-step run monitored every 100 steps (its verdict's window, the last fifth, is step
+    300): ``collapse``, completely collapsed there (z-std·√d < 0.16, RankMe 1.2, m_o 0.99),
+    else spread (RankMe 35, the reference's)."""
     steps = [0, 100, 200, 300]
     z_end = r(0.05, 0.15) if collapse else r(0.85, 0.95)
     curve = []
     for s in steps:
         frac = s / 300
+        cosine = -0.3 - 0.6 * frac  # SimSiam Eq. 1; BYOL's 2 - 2·cos (Eq. 2) of the same
         row = {
             "step": s,
-            "loss": round(-0.3 - 0.6 * frac, 4),
+            "loss": round(cosine if method == "simsiam" else 2 + 2 * cosine, 4),
             "z_std_sqrt_d": round(0.9 + (z_end - 0.9) * frac, 4),
-            "rankme": round(40 * (1 - 0.9 * frac) if collapse else 40 - 5 * frac, 3),
-            "m_o": round(0.2 + (0.7 * frac if collapse else 0.05 * frac), 4),
+            "rankme": round(40 * (1 - 0.97 * frac) if collapse else 40 - 5 * frac, 3),
+            "m_o": round(0.2 + (0.79 * frac if collapse else 0.05 * frac), 4),
         }
         if s in (0, 300):
             row["knn_z"] = round(65 - (50 * frac if collapse else -5 * frac), 3)
@@ -280,19 +307,29 @@ def ablation(method: str, variant: str, seed: int, collapse: bool, claim: str, s
         "effective_rank": curve[-1]["rankme"],
         "m_o": curve[-1]["m_o"],
         "loss": curve[-1]["loss"],
-        "collapsed": collapse,
+        "expect_outcomes": [V.COMPLETE] if expect == "collapse" else [V.HEALTHY],
         "knn_protocol": {"bank": 5000, "queries": 1000, "k": 20, "t": 0.07},
         "curve": curve,
         "git_sha": SHA,
         "machine": "x86_64",
         "date": f"2026-11-22T08:{seed:02d}:00Z",
     }
-    reproduced = collapse == (expect == "collapse")
-    rec["reproduced"] = reproduced
-    rec["not_reproduced_because"] = (
-        [] if reproduced else [f"z-std x sqrt(d) {rec['z_std_sqrt_d']:.3f} is not < 0.2"]
-    )
     return f"ablation/{method}-{variant}-seed{seed}.json", rec
+
+
+def judge_ablations(records: list[tuple[str, dict]]) -> None:
+    """Each ablation record's verdict as ``experiments/rejudge.py`` writes it: the windowed
+    verdict with its configuration's healthy reference (``records.references.judged``)."""
+    ablation = [rec for _, rec in records if rec["task"] == "ablation"]
+    verdicts = judged(ablation)
+    for rec in ablation:
+        v = verdicts[rec["run_id"]]
+        rec["verdict"] = v.as_record()
+        rec["reproduced"] = v.outcome in rec["expect_outcomes"]
+        rec["not_reproduced_because"] = (
+            [] if rec["reproduced"] else [f"verdict {v.text()}; the claim expects "
+                                          f"{' or '.join(rec['expect_outcomes'])}"]
+        )  # fmt: skip
 
 
 def all_records() -> list[tuple[str, dict]]:
@@ -360,6 +397,7 @@ def all_records() -> list[tuple[str, dict]]:
             )
         )
     out.append(ablation("byol", "byol_tau0", 0, True, "tau 0 collapses", "BYOL Table 5a"))
+    judge_ablations(out)
     return out
 
 
