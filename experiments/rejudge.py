@@ -10,6 +10,14 @@ run). Prints one line per record whose outcome changed (old → new, with the Ra
 the reference) and a count of the rest. Run it after new records land in the folder: a new
 reference run changes its configuration's reference, so every verdict of that configuration.
 
+``--pretrain DIR`` migrates the pretraining (sweep) records in ``DIR`` instead (the folder
+``leaderboards/results/pretrain/``): a record from before the windowed verdict carries
+``metrics.collapsed``, a single-point flag the schema refuses. Each such record loses the flag
+and gets the windowed verdict of its monitor trace where it holds one (``curve``), else a
+verdict "not judged" that says why: it keeps only the run's last monitor values, one point,
+which is not a window over the run's last fifth. A record that already carries a verdict and
+no flag is left as it is.
+
 Errors are one ``error:`` line (exit 2).
 """
 
@@ -25,7 +33,7 @@ from common.errors import UserError
 from experiments.ablation_matrix import BY_NAME
 from experiments.ablation_run import DEFAULT_OUT, judge_verdict
 from records.references import judged
-from records.verdict import COMPLETE, Verdict
+from records.verdict import COMPLETE, LOSS_MIN, NOT_JUDGED, Verdict, judge, not_judged
 from records.write import write_record_at
 
 OLD_COLLAPSED = "collapsed"  # the verdict's outcome before dimensional collapse was judged
@@ -73,6 +81,18 @@ def rejudged(record: dict, verdict: Verdict) -> dict:
 
 def rejudge(out: Path) -> list[Change]:
     """Rewrite every ablation record in ``out``; return each one's outcome change."""
+    records = _records(out, "ablation")
+    verdicts = judged(records.values())
+    changes = []
+    for path, record in records.items():
+        v = verdicts[str(record["run_id"])]
+        changes.append(Change(record["run_id"], old_outcome(record), v.outcome, v.rank_ratio))
+        write_record_at(path, rejudged(record, v), replace=True)
+    return changes
+
+
+def _records(out: Path, task: str) -> dict[Path, dict]:
+    """The records of ``task`` in the folder ``out``, by path."""
     if not out.is_dir():
         raise RejudgeError(f"no folder {out}")
     records: dict[Path, dict] = {}
@@ -81,15 +101,65 @@ def rejudge(out: Path) -> list[Change]:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise RejudgeError(f"{path} is not JSON ({e}); nothing rewritten") from None
-        if isinstance(data, dict) and data.get("task") == "ablation":
+        if isinstance(data, dict) and data.get("task") == task:
             records[path] = data
-    verdicts = judged(records.values())
+    return records
+
+
+def _flags(record: dict) -> list[tuple[dict, object]]:
+    """The metric dicts of a record (its top level and each ``per_seed`` entry) that carry
+    the single-point flag, with its value."""
+    metrics = record.get("metrics") or {}
+    found = [metrics, *(m for m in metrics.get("per_seed") or [] if isinstance(m, dict))]
+    return [(m, m["collapsed"]) for m in found if "collapsed" in m]
+
+
+def migrated_pretrain(record: dict) -> dict:
+    """A pretraining record without the single-point ``metrics.collapsed`` flag, with a
+    verdict: its monitor trace's (``curve``) where it holds one, else "not judged" and why."""
+    flags = _flags(record)
+    out = json.loads(json.dumps(record))  # a deep copy
+    for metrics, _ in _flags(out):
+        del metrics["collapsed"]
+    if not flags and out.get("verdict") is not None:
+        return out
+    curve = out.get("curve")
+    method = str((out.get("pretrain") or {}).get("method"))
+    if isinstance(curve, list) and curve:
+        out["verdict"] = judge(curve, loss_min=LOSS_MIN.get(method)).as_record()
+        return out
+    old = ", ".join(str(v).lower() for _, v in flags) or "none"
+    out["verdict"] = not_judged(
+        "a pretraining record from before the windowed verdict keeps only the run's last "
+        "monitor values (one point, not a window over the run's last fifth) and no monitor "
+        f"trace; its single-point collapsed flag ({old}) was dropped"
+    )
+    return out
+
+
+def migrate_pretrain(out: Path) -> list[Change]:
+    """Migrate every pretraining record in ``out`` that carries the flag (or no verdict);
+    return each migrated one's flag → verdict."""
     changes = []
-    for path, record in records.items():
-        v = verdicts[str(record["run_id"])]
-        changes.append(Change(record["run_id"], old_outcome(record), v.outcome, v.rank_ratio))
-        write_record_at(path, rejudged(record, v), replace=True)
+    for path, record in _records(out, "pretrain").items():
+        if not _flags(record) and record.get("verdict") is not None:
+            continue
+        new = migrated_pretrain(record)
+        flag = ", ".join(f"flag: {v}".lower() for _, v in _flags(record)) or "no verdict"
+        changes.append(Change(str(record["run_id"]), flag, new["verdict"]["outcome"], ()))
+        write_record_at(path, new, replace=True)
     return changes
+
+
+def format_migrated(changes: list[Change]) -> str:
+    """The migrated pretraining records, one line each."""
+    lines = [f"{c.run_id}: {c.old} → {c.new}" for c in changes]
+    judged_ = sum(c.new != NOT_JUDGED for c in changes)
+    lines.append(
+        f"{len(changes)} pretraining records migrated ({judged_} judged from their trace, "
+        f"{len(changes) - judged_} {NOT_JUDGED})"
+    )
+    return "\n".join(lines)
 
 
 def format_changes(changes: list[Change]) -> str:
@@ -109,11 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"records folder (default {DEFAULT_OUT})"
     )
+    p.add_argument(
+        "--pretrain",
+        type=Path,
+        metavar="DIR",
+        help="migrate the pretraining (sweep) records in DIR off metrics.collapsed instead",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> list[Change]:
     args = build_parser().parse_args(argv)
+    if args.pretrain is not None:
+        changes = migrate_pretrain(args.pretrain)
+        print(format_migrated(changes))
+        return changes
     changes = rejudge(args.out)
     print(format_changes(changes))
     return changes

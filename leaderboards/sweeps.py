@@ -5,8 +5,10 @@ value, values}; the transfer records run on that point carry the same block. A r
 shows the pretraining (lr, accumulation, steps, loss, z-std × √d, the run's verdict,
 throughput) and the kNN / linear top-1 of the transfer records of the same sweep id and value.
 The verdict column counts the seeds' ``verdict`` outcomes (``records.verdict``: the windowed
-verdict over the run's last fifth, the one ``summary.json`` holds); a record written before the
-verdict holds only a single-point flag, which is not shown ("not judged").
+verdict over the run's last fifth, the one ``summary.json`` holds). A record written before the
+verdict was migrated off its single-point flag (``python experiments/rejudge.py --pretrain``;
+the schema refuses ``metrics.collapsed``) to a verdict "not judged" that says why; a record
+with no verdict at all counts as "not judged" too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
 from leaderboards.rows import RowPages, latest_date
 from records.length import length_of
+from records.verdict import NOT_JUDGED
 
 BATCH_AXIS = "train.batch_size"
 PLOT = "batch_size_sweep.png"
@@ -31,7 +34,6 @@ SAME_ON_METHODS = (
     "A sweep over recipes compares methods: its points are also rows of the "
     "[methods board](methods.md), beside the other transfer tasks."
 )
-NOT_JUDGED = "not judged"  # a record from before the windowed verdict (no curve to judge)
 TRANSFER_COLUMNS = (("knn", "top1_k20", "kNN top-1 k=20"), ("linear", "top1", "linear top-1"))
 
 

@@ -13,11 +13,13 @@ from typing import Any
 from records.errors import RecordError
 from records.tasks import KNOWN_TASKS, get, is_number
 from records.values import check_ablation_values, check_values
-from records.verdict import OUTCOMES
+from records.verdict import NOT_JUDGED, OUTCOMES
 
 ABLATION_STRINGS = ("method", "variant", "expect")
 ABLATION_BOOLS = ("reproduced",)
 REJUDGE = "python experiments/rejudge.py"  # rewrites older ablation records' verdicts
+# ... and migrates older pretraining (sweep) records off their single-point flag
+REJUDGE_PRETRAIN = f"{REJUDGE} --pretrain leaderboards/results/pretrain"
 
 Samples = tuple[tuple[int | None, dict[str, Any]], ...]
 
@@ -102,6 +104,12 @@ def _check_run(data: dict) -> None:
     multi = isinstance(data.get("seed"), list)
     for i, (_, metrics) in enumerate(samples(data)):
         where = f"metrics.per_seed[{i}]." if multi else "metrics."
+        if "collapsed" in metrics:
+            raise RecordError(
+                f"'{where}collapsed' is a single-point flag from before the windowed verdict "
+                f"(records.verdict, over the run's last fifth): migrate the record with "
+                f"{REJUDGE_PRETRAIN}"
+            )
         for keys in spec.required:
             if len(keys) == 1:
                 _need_number(metrics, keys[0], where)
@@ -110,7 +118,7 @@ def _check_run(data: dict) -> None:
                 alternatives = ", ".join(f"'{where}{k}'" for k in others)
                 raise RecordError(f"missing key '{where}{first}' (or {alternatives})")
     if data.get("verdict") is not None:  # a pretraining record's (experiments/sweep_job.py)
-        _check_verdict(data["verdict"])
+        _check_verdict(data["verdict"], judged_only=False)
     check_values(data, transfer=spec.kind == "transfer")
 
 
@@ -145,18 +153,21 @@ def _check_ablation(data: dict) -> None:
                 raise RecordError(f"'curve[{i}]' must be an object with a numeric 'step'")
 
 
-def _check_verdict(verdict: Any) -> None:
-    """A ``verdict`` block (``records.verdict.Verdict.as_record``)."""
+def _check_verdict(verdict: Any, *, judged_only: bool = True) -> None:
+    """A ``verdict`` block (``records.verdict.Verdict.as_record``; for a pretraining record,
+    ``judged_only=False``, also ``records.verdict.not_judged``'s, which says why)."""
     if not isinstance(verdict, dict):
         raise RecordError(f"'verdict' must be an object, got {type(verdict).__name__}")
-    if verdict.get("outcome") not in OUTCOMES:
+    allowed = OUTCOMES if judged_only else (*OUTCOMES, NOT_JUDGED)
+    if verdict.get("outcome") not in allowed:
         raise RecordError(
-            f"'verdict.outcome' must be one of {', '.join(OUTCOMES)}, "
-            f"got {verdict.get('outcome')!r}"
+            f"'verdict.outcome' must be one of {', '.join(allowed)}, got {verdict.get('outcome')!r}"
         )
     _need(verdict, "agree", list, "a list of strings", "verdict.")
     _need(verdict, "steps", list, "a list of steps", "verdict.")
-    _need(verdict, "text", str, "a string", "verdict.")
+    text = _need(verdict, "text", str, "a string", "verdict.")
+    if verdict["outcome"] == NOT_JUDGED and not text.startswith(f"{NOT_JUDGED}: "):
+        raise RecordError(f"'verdict.text' of a verdict {NOT_JUDGED} must say why, got {text!r}")
 
 
 def validate(data: Any) -> Samples:

@@ -93,6 +93,9 @@ COMPLETE = "complete collapse"
 FAILED = "failed to converge"
 BORDERLINE = "borderline"
 OUTCOMES = (HEALTHY, DIMENSIONAL, COMPLETE, FAILED, BORDERLINE)
+# Not an outcome: a record with no monitor trace to judge (a pretraining record written before
+# the windowed verdict keeps only its last monitor values, one point, which is no window)
+NOT_JUDGED = "not judged"
 
 WINDOW_FRACTION = 0.2  # the last fifth of the run's steps
 WINDOW = 3  # records/dino_modes.py's KL mean: the last points it averages (not the verdict's)
@@ -228,6 +231,28 @@ class Verdict:
             "converge": self.converge,
             "text": self.text(),
         }
+
+
+def not_judged(reason: str) -> dict[str, Any]:
+    """The ``verdict`` block of a record that holds no monitor trace to judge: outcome
+    ``NOT_JUDGED`` and, in its text, why."""
+    if not reason.strip():
+        raise ValueError("a verdict that is not judged says why")
+    return {
+        "outcome": NOT_JUDGED,
+        "agree": [],
+        "between": [],
+        "votes": {},
+        "steps": [],
+        "eval_mode": False,
+        "window_fraction": None,
+        "on": "z",
+        "rank_ratio": [],
+        "reference_rankme": None,
+        "rank_key": "",
+        "converge": "",
+        "text": f"{NOT_JUDGED}: {reason}",
+    }
 
 
 def _span(values: Sequence[float], fmt: str) -> str:

@@ -22,6 +22,7 @@ from leaderboards import build as lb_build
 from leaderboards.boards import TRANSFER_BOARDS
 from leaderboards.record_set import read_records
 from records.errors import RecordError, RecordExistsError
+from records.schema import validate
 from records.tasks import KNOWN_TASKS, TASKS, TRANSFER_TASKS, canonical_metrics
 from records.write import write_record, write_record_at
 from transfer import run as transfer_run
@@ -191,14 +192,12 @@ def test_a_record_with_an_impossible_value_is_not_written(
 
 
 def ablation_fixture() -> dict:
-    """The board fixtures' SimSiam ablation record, judged as ``experiments/rejudge.py`` does
-    (a fixture written before the windowed verdict carries the single-point flag instead)."""
-    from experiments.rejudge import rejudged
-    from records.verdict import judge_record
-
+    """The board fixtures' SimSiam ablation record (its verdict as experiments/rejudge.py
+    writes it)."""
     fixture = ROOT / "tests/data/leaderboard_records/ablation/simsiam-simsiam-seed0.json"
     record = json.loads(fixture.read_text())
-    return rejudged(record, judge_record(record))
+    assert "collapsed" not in record and record["verdict"]["outcome"] == "healthy"
+    return record
 
 
 def test_an_ablation_record_with_the_single_point_flag_is_not_written(tmp_path: Path):
@@ -336,37 +335,102 @@ def test_a_records_artifacts_are_not_read_as_records(tmp_path: Path):
     assert [f.path for f in flagged] == ["knn/stray.json"]  # not in an artifact folder
 
 
+def sweep_fixtures() -> list[Path]:
+    return sorted((ROOT / "tests/data/leaderboard_records/pretrain").glob("*.json"))
+
+
 def test_the_sweep_board_counts_verdicts_not_the_single_point_flag(tmp_path: Path):
     """A sweep point's column is its records' windowed verdicts (``summary.json``'s, carried
-    by experiments/sweep_job.py); a record from before them shows "not judged", never its
-    ``metrics.collapsed`` flag."""
-    from records.verdict import HEALTHY, judge
+    by experiments/sweep_job.py); a record migrated off the single-point flag, or with no
+    verdict at all, shows "not judged"; a record still carrying ``metrics.collapsed`` is not
+    rendered, and the build names the migration."""
+    from experiments.rejudge import migrated_pretrain
+    from records.verdict import DIMENSIONAL, HEALTHY, NOT_JUDGED
 
     results = tmp_path / "results" / "pretrain"
     results.mkdir(parents=True)
-    fixtures = sorted((ROOT / "tests/data/leaderboard_records/pretrain").glob("*.json"))
-    verdict = judge(
-        [
-            {"step": s, "loss": -0.9, "z_std_sqrt_d": 0.9, "rankme": 20.0, "m_o": 0.3}
-            for s in range(25, 301, 25)
-        ]
-    ).as_record()
-    assert verdict["outcome"] == HEALTHY
-    judged_value = None
+    fixtures = sweep_fixtures()
+    assert len(fixtures) == 4
+    expected = {}
     for i, path in enumerate(fixtures):
         record = json.loads(path.read_text())
-        record["metrics"]["collapsed"] = True  # an old flag that disagrees: not shown
-        if i == 0:
-            record["verdict"], judged_value = verdict, record["sweep"]["value"]
+        assert record["verdict"]["outcome"] == HEALTHY and "collapsed" not in record["metrics"]
+        value = record["sweep"]["value"]
+        if i == 1:  # a record from before the verdict, migrated: the flag (True) not shown
+            old = {**record, "metrics": {**record["metrics"], "collapsed": True}}
+            del old["verdict"]
+            record = migrated_pretrain(old)
+        elif i == 2:  # no verdict and no flag
+            del record["verdict"]
+        elif i == 3:  # another outcome is counted as it is
+            record["verdict"] = {**record["verdict"], "outcome": DIMENSIONAL}
+        expected[value] = NOT_JUDGED if i in (1, 2) else record["verdict"]["outcome"]
         (results / path.name).write_text(json.dumps(record))
+    flagged = json.loads(fixtures[0].read_text())
+    flagged["run_id"] += "-flagged"
+    flagged["metrics"]["collapsed"] = False
+    (results / "flagged.json").write_text(json.dumps(flagged))
     out = tmp_path / "boards"
     lb_build.main(["--results", str(tmp_path / "results"), "--out", str(out)])
     page = (out / "batch_size_sweep.md").read_text()
     header = next(line for line in page.splitlines() if line.startswith("| train.batch_size"))
     assert "verdict" in header and "collapsed" not in header
     rows = [line for line in page.splitlines() if "](rows/sweep-" in line]
-    assert len(rows) == len(fixtures)
+    assert len(rows) == len(fixtures)  # the flagged record is not a row
     for row in rows:
-        cell = row.split(" | ")[6]
-        judged_row = row.startswith(f"| {judged_value} ")
-        assert cell == (f"{HEALTHY} 1/1" if judged_row else "not judged 1/1"), row
+        value = int(row.split(" | ")[0].strip("| "))
+        assert row.split(" | ")[6] == f"{expected[value]} 1/1", row
+    readme = (out / "README.md").read_text()
+    assert "pretrain/flagged.json" in readme
+    assert "python experiments/rejudge.py --pretrain leaderboards/results/pretrain" in readme
+
+
+def test_a_sweep_record_with_the_single_point_flag_is_refused_and_migrated(tmp_path: Path):
+    """The schema refuses ``metrics.collapsed`` (top level or a seed's) in one line naming
+    the migration; the migration drops the flag and, with no trace to judge, stores a verdict
+    "not judged" that says why; with a trace, that trace's windowed verdict."""
+    from experiments.rejudge import main as rejudge_main
+    from experiments.rejudge import migrated_pretrain
+    from records.verdict import COMPLETE, NOT_JUDGED
+
+    record = json.loads(sweep_fixtures()[0].read_text())
+    old = {k: v for k, v in record.items() if k != "verdict"}
+    old["metrics"] = {**old["metrics"], "collapsed": False}
+    with pytest.raises(RecordError) as err:
+        validate(old)
+    message = str(err.value)
+    assert "'metrics.collapsed' is a single-point flag" in message and "\n" not in message
+    assert "python experiments/rejudge.py --pretrain leaderboards/results/pretrain" in message
+    seeds = {**record, "seed": [0, 1]}
+    seeds["metrics"] = {**record["metrics"], "per_seed": [dict(record["metrics"])] * 2}
+    validate(seeds)
+    seeds["metrics"]["per_seed"] = [record["metrics"], {**record["metrics"], "collapsed": True}]
+    with pytest.raises(RecordError, match=r"'metrics.per_seed\[1\].collapsed' is a single"):
+        validate(seeds)
+
+    new = migrated_pretrain(old)
+    assert "collapsed" not in new["metrics"] and new["verdict"]["outcome"] == NOT_JUDGED
+    assert "no monitor trace" in new["verdict"]["text"] and "(false)" in new["verdict"]["text"]
+    validate(new)
+    assert {k: v for k, v in new.items() if k != "verdict"} == {
+        **old,
+        "metrics": record["metrics"],
+    }
+    with pytest.raises(RecordError, match="must say why"):
+        validate({**new, "verdict": {**new["verdict"], "text": NOT_JUDGED}})
+    traced = {**old, "curve": [{"step": s, "loss": -0.5, "z_std_sqrt_d": 0.05, "rankme": 1.1,
+                                "m_o": 0.99} for s in range(25, 301, 25)]}  # fmt: skip
+    assert migrated_pretrain(traced)["verdict"]["outcome"] == COMPLETE
+    # an ablation record cannot be "not judged": its curve always can be
+    ablation = {**ablation_fixture(), "verdict": new["verdict"]}
+    with pytest.raises(RecordError, match="'verdict.outcome' must be one of"):
+        validate(ablation)
+
+    folder = tmp_path / "pretrain"
+    folder.mkdir()
+    (folder / "old.json").write_text(json.dumps(old))
+    (folder / "new.json").write_text(json.dumps({**record, "run_id": "judged-already"}))
+    changes = rejudge_main(["--pretrain", str(folder)])
+    assert [(c.old, c.new) for c in changes] == [("flag: false", NOT_JUDGED)]
+    assert json.loads((folder / "old.json").read_text()) == new
+    assert json.loads((folder / "new.json").read_text())["verdict"] == record["verdict"]
