@@ -106,15 +106,16 @@ def judged(
 
     out = {}
     for rec in recs:
-        method, steps = str(rec.get("method")), int(rec.get("steps", 0))
-        key = train_key
-        reference = None
-        if run_rank_key(rec, fraction=fraction, on=on) == eval_key:
-            reference = ref(method, steps, eval_key)
-            key = eval_key if reference is not None else train_key
-        if key == train_key:
-            reference = ref(method, steps, train_key)
-        out[str(rec["run_id"])] = V.judge_record(
+        method, steps = str(rec.get("method")), rec.get("steps")
+        reference, key = None, train_key
+        if isinstance(steps, int):  # without a length there is no configuration to compare
+            if run_rank_key(rec, fraction=fraction, on=on) == eval_key:
+                reference = ref(method, steps, eval_key)
+            if reference is not None:
+                key = eval_key
+            else:
+                reference = ref(method, steps, train_key)
+        out[str(rec.get("run_id"))] = V.judge_record(
             rec, reference_rankme=reference, fraction=fraction, on=on, rankme_key=key
         )
     return out
