@@ -17,11 +17,11 @@ import statistics
 
 from leaderboards.aggregate import Stat
 from leaderboards.boards import HOW_TO_READ, Column, sources
+from leaderboards.explanations_board import judge_records
 from leaderboards.markdown import Paths, marker, num, provenance, run_links, table, unique
 from leaderboards.plots import collapse_curves_plot
 from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
-from records import references
 from records import verdict as V
 from records.explanations import BY_NAME
 
@@ -85,7 +85,7 @@ def render_ablation(
     for r in records:
         if r.task == "ablation":
             groups.setdefault(_key(r.data), []).append(r)
-    verdicts = references.judged([r.data for r in records if r.task == "ablation"])
+    verdicts = judge_records(records)
     headers = ["variant", "method", "what its source reports", "source", "steps", "batch"]
     headers += ["n seeds", *(h for _, h, _ in NUMBERS)]
     headers += ["seeds' outcomes", "as the source reports", "on the explanations board"]
@@ -100,7 +100,7 @@ def render_ablation(
         first = used[0].data
         n = len(used)
         var = BY_NAME.get(first["variant"])
-        outcomes = [verdicts[r.run_id].outcome for r in used]
+        outcomes = [verdicts[r.path].outcome for r in used]
         seen = ", ".join(
             f"{SHORT.get(o, o)} {outcomes.count(o)}/{n}" for o in dict.fromkeys(outcomes)
         )

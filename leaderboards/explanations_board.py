@@ -67,7 +67,7 @@ def by_variant(records: list[Record]) -> dict[str, dict[int, list[Record]]]:
         if r.task != "ablation":
             continue
         d = r.data
-        out.setdefault(d["variant"], {}).setdefault(int(d.get("steps") or 0), {})[d["seed"]] = r
+        out.setdefault(d["variant"], {}).setdefault(_steps(d), {})[d["seed"]] = r
     return {
         v: {s: [per[k] for k in sorted(per)] for s, per in by_steps.items()}
         for v, by_steps in out.items()
@@ -78,13 +78,29 @@ def _has_p(record: dict) -> bool:
     return bool(V.monitor_points(V.record_trace(record), "p")[0])
 
 
+def judge_records(records: list[Record], on: str = "z") -> dict[str, V.Verdict]:
+    """``records.references.judged`` over the ablation records, keyed by each record's file
+    (its ``path``: unique, where two files may carry the same run_id)."""
+    data = [
+        {**r.data, "run_id": r.path, "steps": _steps(r.data)}
+        for r in records
+        if r.task == "ablation"
+    ]
+    return references.judged(data, on=on)
+
+
+def _steps(data: dict) -> int:
+    """A record's run length as the boards group it (0 where it does not say)."""
+    steps = data.get("steps")
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else 0
+
+
 def verdicts(records: list[Record]) -> tuple[dict[str, V.Verdict], dict[str, V.Verdict]]:
-    """Every ablation record's verdict on z, and on p where p is monitored, by run_id
+    """Every ablation record's verdict on z, and on p where p is monitored, by path
     (``records.references.judged``: the one verdict, with the run's healthy reference)."""
-    data = [r.data for r in records if r.task == "ablation"]
-    on_z = references.judged(data)
+    on_z = judge_records(records)
     try:
-        on_p = references.judged([d for d in data if _has_p(d)], on="p")
+        on_p = judge_records([r for r in records if _has_p(r.data)], on="p")
     except RecordError:  # a record whose p readings are not numbers: p is not judged
         on_p = {}
     return on_z, on_p
@@ -147,10 +163,10 @@ def _judged_length(lengths: dict[int, list[Record]]) -> int:
 
 
 def _outcomes(recs: list[Record], on_z: dict, on_p: dict, on: tuple[str, ...]) -> list[str]:
-    zs = [on_z[r.run_id] for r in recs]
+    zs = [on_z[r.path] for r in recs]
     if "p" not in on:
         return [v.outcome for v in zs]
-    return [combined(z, on_p.get(r.run_id)) for r, z in zip(recs, zs, strict=True)]
+    return [combined(z, on_p.get(r.path)) for r, z in zip(recs, zs, strict=True)]
 
 
 def experiments(records: list[Record]) -> dict[str, Experiment]:
@@ -166,8 +182,8 @@ def experiments(records: list[Record]) -> dict[str, Experiment]:
             continue
         ex.steps = _judged_length(lengths)
         ex.records = lengths[ex.steps]
-        ex.z = [on_z[r.run_id] for r in ex.records]
-        ex.p = [on_p.get(r.run_id) for r in ex.records]
+        ex.z = [on_z[r.path] for r in ex.records]
+        ex.p = [on_p.get(r.path) for r in ex.records]
         ex.outcomes = _outcomes(ex.records, on_z, on_p, var.on)
         ex.history = [
             (s, _outcomes(lengths[s], on_z, on_p, var.on)) for s in sorted(lengths) if s != ex.steps
@@ -182,7 +198,7 @@ def experiments(records: list[Record]) -> dict[str, Experiment]:
             )
         base = grouped.get(var.baseline, {}).get(ex.steps, []) if var.baseline else None
         if base is not None and not ex.gate:
-            base_out = [on_z[r.run_id].outcome for r in base]
+            base_out = [on_z[r.path].outcome for r in base]
             if len(base) < X.SEEDS or any(o != V.HEALTHY for o in base_out):
                 seen = ", ".join(base_out) or "no runs"
                 ex.gate = (

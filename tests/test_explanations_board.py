@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -262,20 +264,32 @@ def test_page_and_plots_are_deterministic(tmp_path: Path) -> None:
 # --- the committed records ------------------------------------------------------------------
 
 
-def committed() -> list[Record]:
-    records, flagged = read_records(RESULTS)
+def committed(tmp_path: Path) -> tuple[list[Record], Path]:
+    """The git-tracked records (a run still writing its own is not part of the boards),
+    copied under ``tmp_path``; none of the ablation records may be refused."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "leaderboards/results"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    results = tmp_path / "results"
+    for name in filter(None, listed.split("\0")):
+        if name.endswith(".json"):
+            target = results / Path(name).relative_to("leaderboards/results")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / name, target)
+    records, flagged = read_records(results)
     bad = [f"{f.path}: {f.reason}" for f in flagged if f.path.startswith("ablation/")]
     assert not bad, bad
-    return records
+    return records, results
 
 
 def test_every_board_column_agrees_with_the_one_verdict(tmp_path: Path) -> None:
     """explanations.md's experiments and collapse_ablation.md's rows show the outcomes
     ``records.references.judged`` gives the committed records, and nothing else."""
-    records = committed()
+    records, results = committed(tmp_path)
     ablation = [r for r in records if r.task == "ablation"]
+    assert len({r.run_id for r in ablation}) == len(ablation)  # run_ids unique: judged's keys
     judged = references.judged([r.data for r in ablation])
-    paths = Paths(results=RESULTS, out=tmp_path)
+    paths = Paths(results=results, out=tmp_path)
     page, _, _ = render_explanations(records, paths)
     for name, ex in experiments(records).items():
         if not ex.run:
