@@ -122,8 +122,9 @@ def collapse_curves_plot(
     path: Path,
     threshold: float = COLLAPSED_BELOW,
 ) -> Path:
-    """z-std × √d and kNN top-1 against steps: one line per variant, the mean over its seeds
-    at the steps every seed logs.
+    """z-std × √d (eval mode where every seed logs it: train-mode BN re-normalizes each batch
+    and keeps a collapsed z near 0.2) and kNN top-1 against steps: one line per variant, the
+    mean over its seeds at the steps every seed logs.
 
     At most 8 variants (lines) per pair of panels (more variants: more rows of panels, in name
     order); the z-std panels draw the collapse threshold; legends right of the axes.
@@ -136,7 +137,7 @@ def collapse_curves_plot(
         for i, variant in enumerate(names):
             color = colors(i % 10)
             seeds = [{"curve": c} for c in curves[variant]]
-            zs = _mean_curve(seeds, Z)
+            zs = _mean_curve(seeds, f"{Z}_eval") or _mean_curve(seeds, Z)  # eval: BN's stats
             ks = _mean_curve(seeds, knn_key)
             if zs:
                 zax.plot(*zip(*zs, strict=True), color=color, lw=1, label=variant)
@@ -144,7 +145,9 @@ def collapse_curves_plot(
                 kax.plot(*zip(*ks, strict=True), color=color, lw=1, marker="o", ms=3)
         zax.axhline(threshold, color="black", ls="--", lw=1, label=f"collapse: < {threshold:g}")
         zax.set_ylim(bottom=0)
-        zax.set_title("z-std × √d (1 = healthy spread, 0 = collapsed)", fontsize=10)
+        zax.set_title(
+            "z-std × √d, eval mode where logged (1 = healthy, 0 = collapsed)", fontsize=10
+        )
         zax.set_xlabel("step")
         zax.set_ylabel("z-std × √d")
         kax.set_title(f"kNN top-1 on {knn_key.removeprefix('knn_')} (%)", fontsize=10)
@@ -159,7 +162,7 @@ def collapse_curves_plot(
         "collapse threshold)",
         fontsize=11,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return _save(fig, path)
 
 
