@@ -111,23 +111,40 @@ def _span(values: Sequence[float], fmt: str = ".2f") -> str:
     return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}}–{hi:{fmt}}"
 
 
-def why_borderline(v: V.Verdict) -> str:
-    """What a borderline verdict straddles, measured."""
-    if not v.between:
-        return ""
-    what = " vs ".join(v.between)
-    if V.COMPLETE in v.between:
-        straddle = [
-            f"{x.text()} straddles {x.threshold:g}" for x in v.votes if x.vote == V.STRADDLES
-        ]
-        return f"{what}: {', '.join(straddle) or 'no majority of the statistics'}"
-    if V.DIMENSIONAL in v.between and v.rank_ratio:
-        return f"{what}: RankMe ratio {_span(v.rank_ratio)} straddles {V.DIM_RATIO:g}"
-    if V.FAILED in v.between:
-        gap = _span(v.loss_gap) if v.loss_gap else "?"
-        knn = _span(v.knn_delta, "+.1f") if v.knn_delta else "?"
-        return f"{what}: loss gap left {gap}, kNN on h vs init {knn} points"
-    return what
+def why_borderline(verdicts: Sequence[V.Verdict]) -> str:
+    """What the borderline verdicts straddle, measured over all of them: one clause per
+    question left open ("complete collapse vs healthy: m_o 0.93–0.95 straddles 0.95")."""
+    clauses: dict[tuple[str, ...], dict[str, list[float]]] = {}
+    for v in verdicts:
+        if v.outcome != V.BORDERLINE or not v.between:
+            continue
+        readings = clauses.setdefault(v.between, {})
+        if V.COMPLETE in v.between:
+            for x in v.votes:
+                if x.vote == V.STRADDLES:
+                    name = f"{x.name}{' (eval)' if x.key.endswith('_eval') else ''}"
+                    readings.setdefault(f"{name}|{x.threshold:g}", []).extend(x.values)
+        elif V.DIMENSIONAL in v.between:
+            readings.setdefault(f"RankMe ratio|{V.DIM_RATIO:g}", []).extend(v.rank_ratio)
+        elif V.FAILED in v.between:
+            readings.setdefault("loss gap left|", []).extend(v.loss_gap)
+            readings.setdefault("kNN on h vs init (points)|", []).extend(v.knn_delta)
+    out = []
+    for between, readings in clauses.items():
+        parts = []
+        for key, values in readings.items():
+            if not values:
+                continue
+            name, threshold = key.split("|")
+            fmt = "+.1f" if name.startswith("kNN") else ".3g"
+            if name in ("RankMe ratio", "loss gap left"):
+                fmt = ".2f"
+            parts.append(
+                f"{name} {_span(values, fmt)}" + (f" straddles {threshold}" if threshold else "")
+            )
+        what = " vs ".join(between)
+        out.append(f"{what}: {', '.join(parts)}" if parts else what)
+    return "; ".join(out)
 
 
 def combined(z: V.Verdict, p: V.Verdict | None) -> str:
@@ -191,7 +208,7 @@ def experiments(records: list[Record]) -> dict[str, Experiment]:
         if "p" in var.on and any(p is None for p in ex.p):
             n = sum(p is None for p in ex.p)
             on_z_only = counts([v.outcome for v in ex.z])
-            why = "; ".join(dict.fromkeys(w for v in ex.z if (w := why_borderline(v))))
+            why = why_borderline(ex.z)
             ex.gate = (
                 f"p not monitored ({n} of {len(ex.p)} seeds' records have no p readings); on z "
                 f"alone: {on_z_only}" + (f" ({why})" if why else "")
@@ -205,10 +222,9 @@ def experiments(records: list[Record]) -> dict[str, Experiment]:
                     f"the baseline `{var.baseline}` at {ex.steps} steps is not healthy on "
                     f"{X.SEEDS} seeds ({seen}){_knn_vs_init(base)}: nothing to compare with"
                 )
-        details = [why_borderline(v) for v in ex.z]
-        for i, p in enumerate(ex.p):
-            if p is not None and "p" in var.on and p.outcome == V.BORDERLINE:
-                details[i] = "p: " + why_borderline(p)
+        ps = [p for p in ex.p if p is not None] if "p" in var.on else []
+        details = [why_borderline(ex.z)] + ([f"p: {why_borderline(ps)}"] if ps else [])
+        details = ["; ".join(d for d in details if d and d != "p: ")] * len(ex.outcomes)
         for name, pred in var.predictions:
             if ex.gate and pred.predicts:
                 ex.judgements[name] = X.Judgement(X.INCONCLUSIVE, ex.gate)
