@@ -15,8 +15,9 @@ DINO (Caron et al., "Emerging Properties in Self-Supervised Vision Transformers"
 
 The monitors are the trace's ``teacher_entropy`` (nats: the entropy of the centred and
 sharpened teacher softmax, averaged over the batch) and ``teacher_student_kl`` (nats). The
-reading is their mean over the last ``WINDOW`` (3, ``records.verdict``'s window) points that
-log ``teacher_entropy``; the entropy is read as a fraction of log K:
+reading here is their mean over the last ``WINDOW`` (3) points that log ``teacher_entropy``
+(the verdict reads the same monitors over its own window, the run's last fifth); the entropy
+is read as a fraction of log K:
 
 - below ``SHARP_BELOW`` (0.1): "one dimension dominates (entropy → 0)": the teacher's mass
   sits on about K^0.1 of K dimensions or fewer (2 of 1024);
@@ -33,7 +34,9 @@ more than ``STILL_FALLING`` = 10% from the mean of the window's length of points
 window) or had levelled off above 0.
 
 This is the one place the rule lives; the explanations board (``leaderboards/
-dino_modes_section.py``) renders it. The collapse verdict itself stays ``records.verdict``'s.
+dino_modes_section.py``) renders it. The collapse verdict itself is ``records.verdict``'s: it
+decides a DINO run's complete collapse from the KL over its window (the last fifth of the run)
+and names the mode with ``mode_of`` and these thresholds (``SHORT``: the mode's name there).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from records import verdict as V
 from records.verdict import KL_COLLAPSED_BELOW, WINDOW, is_finite_number
 
 SHARP_BELOW = 0.1  # entropy / log K below this: one dimension dominates
@@ -54,6 +58,7 @@ SHARP = "one dimension dominates (entropy → 0)"
 UNIFORM = "uniform (entropy → log K)"
 NEITHER = "neither"
 MODES = (SHARP, UNIFORM, NEITHER)
+SHORT = {SHARP: "one dimension dominates", UNIFORM: "uniform", NEITHER: "neither mode"}
 
 # variant -> the mode DINO §5.3 / Fig. 7 reports for it; variants not here have no prediction
 EXPECTED: dict[str, str] = {
@@ -62,7 +67,7 @@ EXPECTED: dict[str, str] = {
     "dino_no_sharpening": UNIFORM,
 }
 
-ENTROPY_KEY = "teacher_entropy"
+ENTROPY_KEY = V.ENTROPY_KEY
 KL_KEY = "teacher_student_kl"
 
 

@@ -2,7 +2,8 @@
 
 Five outcomes (``OUTCOMES``), each with its thresholds stated once, here:
 
-- **complete collapse**: every output is (nearly) one vector. Four statistics vote:
+- **complete collapse**: every output is (nearly) one vector. For SimSiam, BYOL and MoCo v3
+  three statistics of z vote:
   - **z-std × √d** (SimSiam §4.1, Fig. 2): the mean per-channel std of the l2-normalized z,
     × √d; ≈ 1 for a z spread like an isotropic Gaussian, 0 when collapsed. Collapsed below
     ``Z_COLLAPSED_BELOW`` = 0.2 (the project's ``monitor.collapse_threshold``).
@@ -14,11 +15,23 @@ Five outcomes (``OUTCOMES``), each with its thresholds stated once, here:
     2022, §3): the norm of the batch center of the l2-normalized z, → 1 when every z is the
     center. Collapsed above ``MO_COLLAPSED_ABOVE`` = 0.95: the center holds over 90% of z's
     squared norm (m_o² + mean ‖r‖² = 1).
-  - **KL(teacher ‖ student)** for DINO, where the trace has it (Caron et al., ICCV 2021, §5.3,
-    Fig. 7: it goes to 0 in both collapse modes): collapsed below ``KL_COLLAPSED_BELOW`` = 0.05
-    nats (the Fashion-MNIST recipe's healthy run reads 0.49).
-  The run is completely collapsed when a strict majority of the available statistics vote
-  collapsed.
+  The run is completely collapsed when a strict majority of them vote collapsed.
+
+  **DINO** collapses in its *output*, the softmax over the head's K dimensions, not in z
+  (Caron et al., "Emerging Properties in Self-Supervised Vision Transformers", ICCV 2021,
+  §5.3, Fig. 7): with sharpening alone one dimension dominates (the teacher's entropy → 0),
+  with centering alone the output goes uniform (entropy → log K), and in both modes
+  KL(teacher ‖ student) → 0. A trace that logs ``teacher_student_kl`` on every window point
+  is therefore judged on the output: the KL clearly below ``KL_COLLAPSED_BELOW`` = 0.05 nats
+  (the Fashion-MNIST recipe's healthy run reads 0.49-0.72) on every window point is complete
+  collapse, clearly above it on every point is not, and a KL that straddles it is borderline.
+  The collapse mode is named from the window's mean ``teacher_entropy`` as a fraction of
+  log K, by ``records/dino_modes.py``'s thresholds (below 10%: one dimension dominates; above
+  90%: uniform); K is the head's ``config["method"]["out_dim"]`` (``judge_record``), and
+  without it the mode is not named (the outcome still follows the KL). z's three statistics
+  are still read and reported, and dimensional collapse of z against DINO's healthy reference
+  is still judged when the output is not collapsed, but they do not outvote the output: a
+  uniform output with KL 0.02 is complete collapse even where z-std·√d reads 0.79.
 - **dimensional collapse** (Jing et al., "Understanding Dimensional Collapse in Contrastive
   Self-supervised Learning", ICLR 2022, §3 and Fig. 1: the embedding spans a low-dimensional
   subspace, seen as the tail of its singular-value spectrum falling to zero, while it is not
@@ -44,16 +57,17 @@ Five outcomes (``OUTCOMES``), each with its thresholds stated once, here:
 - **healthy**: neither collapse, and converged (the loss past half its gap, or kNN on h above
   the random init).
 - **borderline**: a question the window does not answer: no majority of the collapse
-  statistics, a RankMe ratio within the margin of ``DIM_RATIO``, or a convergence test that
-  straddles. ``Verdict.between`` names the outcomes it lies between.
+  statistics (for DINO, a KL that straddles its threshold), a RankMe ratio within the margin
+  of ``DIM_RATIO``, or a convergence test that straddles. ``Verdict.between`` names the
+  outcomes it lies between.
 
 **Margin.** A reading within ``MARGIN`` (25%, multiplicative) of a threshold is not counted
 either way: z-std × √d in [0.16, 0.25], RankMe in [1.6, 2.5], √(1 − m_o²) within 25% of
-√(1 − 0.95²) (m_o in [0.92, 0.968]), a RankMe ratio in [0.2, 0.3125]. A statistic votes only
-when every reading of the window is clearly on one side; otherwise it straddles. 25% is about
-the scatter of one statistic between consecutive monitor points near the threshold in the
-committed traces (no-stop-gradient at 300 steps: train-mode z-std × √d 0.19, 0.25, 0.19, 0.23
-at steps 225-300).
+√(1 − 0.95²) (m_o in [0.92, 0.968]), DINO's KL in [0.04, 0.0625] nats, a RankMe ratio in
+[0.2, 0.3125]. A statistic votes only when every reading of the window is clearly on one
+side; otherwise it straddles. 25% is about the scatter of one statistic between consecutive
+monitor points near the threshold in the committed traces (no-stop-gradient at 300 steps:
+train-mode z-std × √d 0.19, 0.25, 0.19, 0.23 at steps 225-300).
 
 **Window.** The monitor points in the last ``WINDOW_FRACTION`` (a fifth) of the run's steps,
 ``step >= (1 − 0.2) · last step``, at least one point: steps 240-300 of a 300-step run,
@@ -110,6 +124,10 @@ KNN_AT_INIT_WITHIN = 2.0  # points above the random init still counted as "at" i
 KNN_MARGIN = 2.0
 LOSS_MIN = {"simsiam": -1.0, "byol": 0.0}  # SimSiam Eq. 1; BYOL Eq. 2 (both view orders)
 
+OUTPUT = "KL(t‖s)"  # DINO's output statistic: it alone decides complete collapse (§5.3)
+OUTPUT_KEY = "teacher_student_kl"  # nats
+ENTROPY_KEY = "teacher_entropy"  # nats; its mode thresholds live in records/dino_modes.py
+
 # Vote values of one statistic over the window
 COLLAPSED_VOTE, HEALTHY_VOTE, STRADDLES = "collapsed", "healthy", "straddles"
 
@@ -130,7 +148,7 @@ STATS = {
         Stat("z-std·√d", "z_std_sqrt_d_eval", "z_std_sqrt_d", Z_COLLAPSED_BELOW, "below"),
         Stat("RankMe", "rankme_eval", "rankme", RANK_COLLAPSED_BELOW, "below"),
         Stat("m_o", "m_o_eval", "m_o", MO_COLLAPSED_ABOVE, "above"),
-        Stat("KL(t‖s)", None, "teacher_student_kl", KL_COLLAPSED_BELOW, "below"),
+        Stat(OUTPUT, None, OUTPUT_KEY, KL_COLLAPSED_BELOW, "below"),
     ),
     "p": (
         Stat("p-std·√d", "p_std_sqrt_d_eval", "p_std_sqrt_d", Z_COLLAPSED_BELOW, "below"),
@@ -175,32 +193,58 @@ class Verdict:
     fraction: float | None = WINDOW_FRACTION  # None: the window was given as points
     on: str = "z"
     rank_key: str = ""  # the RankMe key the ratio read (the reference's is the same key)
+    # DINO: the collapse mode of the output, e.g. "uniform (entropy 99% of log K)", or why it is
+    # not named; "" where the output is not judged (not DINO)
+    output_mode: str = ""
+    entropy_ratio: float | None = None  # DINO: the window's mean teacher entropy / log K
+    output_steps: tuple[int, ...] = ()  # DINO: the points the output was read on
+
+    @property
+    def output(self) -> Vote | None:
+        """DINO's KL vote, which decides complete collapse; None for the other methods."""
+        return next((v for v in self.votes if v.name == OUTPUT), None)
 
     def text(self) -> str:
         """One line: the outcome, what agrees, over which points, what was not judged."""
-        where = (
-            f"steps {self.steps[0]}–{self.steps[-1]}"
-            if len(self.steps) > 1
-            else f"step {self.steps[0]}"
-        )
+        where = _where(self.steps)
         mode = "eval" if self.eval_mode else "train"
         head = self.outcome
         if self.between:
             head += f" ({' vs '.join(self.between)})"
-        parts = [f"{head} ({self.on}, {mode}-mode, {where})"]
+        output = self.output
+        out_where = _where(self.output_steps, count=True)
+        z_votes = ", ".join(f"{v.text()} {v.vote}" for v in self.votes if v is not output)
+        if output is not None and self.outcome == COMPLETE:
+            parts = [
+                f"{head} of the output ({out_where}): {self.output_mode}, {output.text()} "
+                f"(DINO §5.3, Fig. 7)",
+                f"z ({mode}-mode, {where}): {z_votes}",
+            ]
+        else:
+            parts = [f"{head} ({self.on}, {mode}-mode, {where})"]
+            if output is not None:
+                side = "straddles" if output.vote == STRADDLES else "above"  # not collapsed
+                parts.append(
+                    f"output ({out_where}): {output.text()} {side} {output.threshold:g}, "
+                    f"{self.output_mode}"
+                )
         if self.rank_ratio:
             span = _span(self.rank_ratio, "{:.2f}")
             parts.append(
                 f"RankMe{' (eval)' if self.rank_key.endswith('_eval') else ''} {span} of the "
                 f"healthy reference {self.reference_rankme:.3g}"
             )
-        agree = [v.text() for v in self.votes if v.name in self.agree]
-        rest = [f"{v.text()} {v.vote}" for v in self.votes if v.name not in self.agree]
-        if agree:
-            parts.append("agree: " + ", ".join(agree))
-        if rest:
-            label = "not complete" if self.outcome == DIMENSIONAL else "other"
-            parts.append(f"{label}: " + ", ".join(rest))
+        if output is not None:  # z's statistics are reported; they do not outvote the output
+            if self.outcome != COMPLETE:
+                parts.append(f"z: {z_votes}")
+        else:
+            agree = [v.text() for v in self.votes if v.name in self.agree]
+            rest = [f"{v.text()} {v.vote}" for v in self.votes if v.name not in self.agree]
+            if agree:
+                parts.append("agree: " + ", ".join(agree))
+            if rest:
+                label = "not complete" if self.outcome == DIMENSIONAL else "other"
+                parts.append(f"{label}: " + ", ".join(rest))
         if not self.rank_ratio and self.outcome != COMPLETE:
             why = (
                 "it needs a healthy reference RankMe"
@@ -215,7 +259,17 @@ class Verdict:
         return "; ".join(parts)
 
     def as_record(self) -> dict[str, Any]:
-        """The block a record stores as its ``verdict``."""
+        """The block a record stores as its ``verdict`` (for DINO also ``output_mode`` and
+        ``entropy_ratio``)."""
+        dino = (
+            {
+                "output_mode": self.output_mode,
+                "entropy_ratio": self.entropy_ratio,
+                "output_steps": list(self.output_steps),
+            }
+            if self.output is not None
+            else {}
+        )
         return {
             "outcome": self.outcome,
             "agree": list(self.agree),
@@ -230,7 +284,7 @@ class Verdict:
             "rank_key": self.rank_key,
             "converge": self.converge,
             "text": self.text(),
-        }
+        } | dino
 
 
 def not_judged(reason: str) -> dict[str, Any]:
@@ -253,6 +307,13 @@ def not_judged(reason: str) -> dict[str, Any]:
         "converge": "",
         "text": f"{NOT_JUDGED}: {reason}",
     }
+
+
+def _where(steps: Sequence[int], count: bool = False) -> str:
+    """``steps a–b`` (``count``: with ``, n points``) or ``step a``."""
+    if len(steps) > 1:
+        return f"steps {steps[0]}–{steps[-1]}" + (f", {len(steps)} points" if count else "")
+    return f"step {steps[0]}" if steps else "no step"
 
 
 def _span(values: Sequence[float], fmt: str) -> str:
@@ -337,15 +398,45 @@ def window_rows(
         return [all_points[i] for i in sorted({i % len(all_points) for i in points})], eval_mode
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction={fraction}: the window is a share of the run, in (0, 1]")
-    last = max(int(r.get("step", 0)) for r in trace if is_finite_number(r.get("step", 0)))
-    start = (1 - fraction) * last
+    start = _window_start(trace, fraction)
     rows = [r for r in all_points if int(r.get("step", 0)) >= start]
     return rows or all_points[-1:], eval_mode
 
 
-def _votes(rows: list[Mapping[str, Any]], eval_mode: bool, on: str) -> list[Vote]:
+def _window_start(trace: Sequence[Mapping[str, Any]], fraction: float) -> float:
+    """The first step of the window: ``(1 − fraction) · last step``."""
+    last = max(int(r.get("step", 0)) for r in trace if is_finite_number(r.get("step", 0)))
+    return (1 - fraction) * last
+
+
+def output_rows(
+    trace: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    fraction: float = WINDOW_FRACTION,
+    points: Sequence[int] | None = None,
+) -> list[Mapping[str, Any]]:
+    """The points DINO's output is read on: every point of the window's steps (the last
+    ``fraction`` of the run) that logs ``teacher_student_kl``, a train-batch statistic logged
+    at every monitor point, not only at the kNN bank's eval-mode points that make ``rows``;
+    with ``points`` given, ``rows`` themselves (a sub-window stays a sub-window)."""
+    if points is not None:
+        return list(rows)
+    start = _window_start(trace, fraction)
+    out = [
+        r for r in trace if is_finite_number(r.get(OUTPUT_KEY)) and int(r.get("step", 0)) >= start
+    ]
+    return out or list(rows)
+
+
+def _votes(
+    rows: Sequence[Mapping[str, Any]], eval_mode: bool, on: str, only: str | None = None
+) -> list[Vote]:
+    """The votes of ``on``'s statistics over ``rows`` (``only``: that statistic's alone)."""
     votes = []
     for stat in STATS[on]:
+        if only is not None and stat.name != only:
+            continue
         eval_key = stat.eval_key
         use = (
             eval_key
@@ -461,6 +552,22 @@ def _converge(
     return converge, tuple(shares), tuple(deltas)
 
 
+def _output_mode(
+    rows: Sequence[Mapping[str, Any]], log_k: float | None
+) -> tuple[str, float | None]:
+    """DINO's collapse mode over the window (DINO §5.3, Fig. 7), named by
+    ``records.dino_modes.mode_of`` from the mean teacher entropy / log K: the phrase and the
+    ratio, or why the mode is not named and None."""
+    from records import dino_modes  # it imports this module's thresholds
+
+    if log_k is None or not log_k > 0:
+        return "mode not named (no K, the head's output dimension)", None
+    if not _has(rows, ENTROPY_KEY):
+        return f"mode not named (a window point lacks {ENTROPY_KEY})", None
+    ratio = statistics.fmean(float(r[ENTROPY_KEY]) for r in rows) / log_k
+    return f"{dino_modes.SHORT[dino_modes.mode_of(ratio)]} (entropy {ratio:.0%} of log K)", ratio
+
+
 def judge(
     trace: Sequence[Mapping[str, Any]],
     *,
@@ -471,6 +578,7 @@ def judge(
     points: Sequence[int] | None = None,
     on: str = "z",
     rankme_key: str | None = None,
+    log_k: float | None = None,
 ) -> Verdict:
     """The verdict of a monitor trace (rows with ``step`` and any of the monitors).
 
@@ -483,11 +591,19 @@ def judge(
     collapse is not judged). ``on``: "z" or "p" (the predictor's output). ``rankme_key``: the
     RankMe key the ratio reads, the one ``reference_rankme`` was read from (``rank_keys``;
     default: the key every window point has, eval-mode preferred); a window point without it
-    leaves dimensional collapse not judged.
+    leaves dimensional collapse not judged. ``log_k``: DINO's log K (nats; K the head's output
+    dimension), which names the output's collapse mode (None: not named; the outcome is the
+    same).
     """
     rows, eval_mode = window_rows(trace, fraction=fraction, points=points, on=on)
     steps = tuple(int(r.get("step", 0)) for r in rows)
     votes = tuple(_votes(rows, eval_mode, on))
+    dino_rows: list[Mapping[str, Any]] = []
+    if on == "z" and any(is_finite_number(r.get(OUTPUT_KEY)) for r in trace):
+        # DINO: the output is read on every monitor point of the window
+        dino_rows = output_rows(trace, rows, fraction=fraction, points=points)
+        output_votes = _votes(dino_rows, False, on, only=OUTPUT)
+        votes = tuple(v for v in votes if v.name != OUTPUT) + tuple(output_votes)
     common = {
         "votes": votes,
         "steps": steps,
@@ -503,14 +619,24 @@ def judge(
         common["rank_key"] = key
     if reference_rankme is not None and reference_rankme > 0 and key and _has(rows, key):
         common["rank_ratio"] = tuple(float(r[key]) / reference_rankme for r in rows)
-    collapsed = tuple(v.name for v in votes if v.vote == COLLAPSED_VOTE)
-    healthy = tuple(v.name for v in votes if v.vote == HEALTHY_VOTE)
-    half = len(votes) / 2
-    if len(collapsed) > half:
-        return Verdict(COMPLETE, collapsed, **common)
     ratio = common.get("rank_ratio", ())
     ratio_side = _combine([_side(x, DIM_RATIO) for x in ratio]) if ratio else None
-    if not len(healthy) > half:
+    output = next((v for v in votes if v.name == OUTPUT), None)
+    if output is not None:  # DINO: the output decides complete collapse (§5.3, Fig. 7)
+        common["output_mode"], common["entropy_ratio"] = _output_mode(dino_rows, log_k)
+        common["output_steps"] = tuple(int(r.get("step", 0)) for r in dino_rows)
+        if output.vote == COLLAPSED_VOTE:
+            return Verdict(COMPLETE, (OUTPUT,), **common)
+        if output.vote == STRADDLES:
+            other = DIMENSIONAL if ratio_side == "below" else HEALTHY
+            return Verdict(BORDERLINE, (), between=(COMPLETE, other), **common)
+    z_votes = [v for v in votes if v is not output]
+    collapsed = tuple(v.name for v in z_votes if v.vote == COLLAPSED_VOTE)
+    healthy = tuple(v.name for v in votes if v.vote == HEALTHY_VOTE)
+    half = len(z_votes) / 2
+    if output is None and len(collapsed) > half:
+        return Verdict(COMPLETE, collapsed, **common)
+    if output is None and not len(healthy) > half:
         # the complete-collapse question is open: between complete collapse and whatever the
         # run would be without it (dimensional collapse when RankMe is clearly low)
         other = DIMENSIONAL if ratio_side == "below" else HEALTHY
@@ -560,8 +686,12 @@ def judge_record(
     rankme_key: str | None = None,
 ) -> Verdict:
     """The verdict of an ablation record (its curve, random-init kNN and method);
-    ``reference_rankme`` and ``rankme_key`` as in ``judge``."""
+    ``reference_rankme`` and ``rankme_key`` as in ``judge``; DINO's K from its config
+    (``records.dino_modes.out_dim``; without it the output's mode is not named)."""
+    from records.dino_modes import out_dim  # it imports this module's thresholds
+
     init = record.get("init_knn_h")
+    k = out_dim(record)
     return judge(
         record_trace(record),
         fraction=fraction,
@@ -571,4 +701,5 @@ def judge_record(
         reference_rankme=reference_rankme,
         on=on,
         rankme_key=rankme_key,
+        log_k=math.log(k) if k is not None else None,
     )

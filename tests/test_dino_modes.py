@@ -201,3 +201,16 @@ def test_the_summary_line_counts_modes_and_says_whether_the_kl_still_falls() -> 
     assert line.startswith("`dino_no_sharpening` (200 steps): uniform (entropy → log K) on 2 of 2")
     assert "KL → 0 on 1 of 2 (last 0.01–0.14 nats, from 0.70–0.70)" in line
     assert line.endswith("still falling on 0 of 1 seeds (more than 10% below the 3 points before)")
+
+
+def test_the_verdict_names_every_mode_by_these_thresholds() -> None:
+    """records.verdict names a collapsed DINO output's mode with mode_of and SHORT: every mode
+    has its name, and the thresholds are the ones read here."""
+    from records import verdict as V
+
+    assert set(D.SHORT) == set(D.MODES)
+    for ratio, mode in ((0.05, D.SHARP), (0.5, D.NEITHER), (0.95, D.UNIFORM)):
+        rows = [{"step": 25 * i, "teacher_student_kl": 0.01} for i in range(1, 5)]
+        rows = [r | {"rankme": 5.0, D.ENTROPY_KEY: ratio * LOG_K} for r in rows]
+        v = V.judge(rows, fraction=1.0, log_k=LOG_K)
+        assert v.outcome == V.COMPLETE and v.output_mode.startswith(D.SHORT[mode])

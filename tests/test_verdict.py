@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -176,17 +177,91 @@ def test_on_p_judges_the_predictors_output() -> None:
         V.judge(trace, on="h")
 
 
-def test_dino_kl_votes() -> None:
-    """DINO §5.3 / Fig. 7: KL(teacher ‖ student) → 0 in both collapse modes; where the trace
-    logs it, it is a fourth vote (a strict majority is then 3 of 4)."""
+LOG_K = math.log(1024)  # DINO's head: K = 1024 outputs (the recipe's out_dim)
 
-    def trace(kl: float) -> list:
-        return [row(25 * i, 0.19, 1.3, 0.99, teacher_student_kl=kl) for i in range(1, 4)]
 
-    v = V.judge(trace(0.01), fraction=1.0)
-    assert v.outcome == V.COMPLETE and set(v.agree) == {"RankMe", "m_o", "KL(t‖s)"}
-    assert len(v.votes) == 4
-    assert V.judge(trace(0.5), fraction=1.0).outcome == V.BORDERLINE  # 2 of 4: no majority
+def dino_trace(kl_end: float, entropy: float = 3.7, steps: int = 1500) -> list[dict]:
+    """A DINO run monitored every 25 steps, z healthy throughout (z-std·√d 0.79, RankMe 30 of
+    128, m_o 0.45), the KL(teacher ‖ student) falling linearly from 2.0 to ``kl_end`` over the
+    first 60% of the run and flat after, the teacher's entropy ``entropy`` nats; kNN on h from
+    73 to 80."""
+    rows = [{"step": 0, "knn_h": 73.0}]
+    n = steps // 25
+    for i in range(1, n + 1):
+        kl = 2.0 + (kl_end - 2.0) * min(1.0, i / (0.6 * n))
+        rows.append(
+            row(25 * i, 0.79, 30.0, 0.45, loss=kl)
+            | {"teacher_student_kl": kl, "teacher_entropy": entropy}
+        )
+    rows[-1]["knn_h"] = 80.0
+    return rows
+
+
+def test_dino_collapses_in_its_output_whatever_z_says() -> None:
+    """DINO §5.3 / Fig. 7: with centering alone the output goes uniform (entropy → log K) and
+    KL(teacher ‖ student) → 0. z's three statistics all read healthy, yet KL 0.018 on every
+    window point is complete collapse of the output, its mode named from the entropy."""
+    trace = dino_trace(0.018, entropy=0.99 * LOG_K)
+    v = V.judge(trace, log_k=LOG_K, reference_rankme=30.0)
+    assert v.outcome == V.COMPLETE and v.agree == (V.OUTPUT,)
+    assert v.output is not None and v.output.vote == V.COLLAPSED_VOTE
+    assert {x.vote for x in v.votes if x.name != V.OUTPUT} == {V.HEALTHY_VOTE}  # outvoted
+    assert v.entropy_ratio == pytest.approx(0.99) and v.output_mode.startswith("uniform")
+    assert "complete collapse of the output" in v.text()
+    assert "uniform (entropy 99% of log K), KL(t‖s) 0.018" in v.text()
+    assert "z-std·√d 0.79 healthy" in v.text()  # z is still reported
+    # the output is read on every monitor point of the last fifth, z on the same window
+    assert v.output_steps == tuple(range(1200, 1501, 25)) == v.steps
+    record = v.as_record()
+    assert record["output_mode"] == v.output_mode and record["votes"][V.OUTPUT] == "collapsed"
+    # sharpening alone: one dimension dominates (entropy → 0)
+    sharp = V.judge(dino_trace(0.018, entropy=0.02 * LOG_K), log_k=LOG_K)
+    assert sharp.outcome == V.COMPLETE and sharp.output_mode.startswith("one dimension")
+    # without K the mode is not named; the outcome still follows the KL
+    blind = V.judge(trace)
+    assert blind.outcome == V.COMPLETE and blind.entropy_ratio is None
+    assert "mode not named (no K" in blind.text()
+
+
+def test_dino_with_its_output_away_from_zero_is_healthy() -> None:
+    """KL 0.6 at the end (the full recipe reads 0.58-0.81 at 1,500 steps), z healthy: healthy,
+    the output's mode neither (entropy 53% of log K)."""
+    v = V.judge(dino_trace(0.6), log_k=LOG_K, reference_rankme=30.0)
+    assert v.outcome == V.HEALTHY and V.OUTPUT in v.agree
+    assert v.output is not None and v.output.vote == V.HEALTHY_VOTE
+    assert v.output_mode == "neither mode (entropy 53% of log K)"
+    # z is still judged for dimensional collapse against DINO's reference
+    low = [r | {"rankme": 4.0} if "rankme" in r else r for r in dino_trace(0.6)]
+    assert V.judge(low, log_k=LOG_K, reference_rankme=30.0).outcome == V.DIMENSIONAL
+    # and z alone, however collapsed, does not outvote the output
+    flat = [r | {"z_std_sqrt_d": 0.05, "m_o": 0.999} if "m_o" in r else r for r in low]
+    v = V.judge(flat, log_k=LOG_K, reference_rankme=30.0)
+    assert v.outcome == V.DIMENSIONAL and "z-std·√d 0.05 collapsed" in v.text()
+
+
+def test_dino_kl_straddling_its_threshold_is_borderline() -> None:
+    """A KL that crosses 0.05 within the window (0.061 → 0.045, inside the 25% margin) does
+    not decide complete collapse either way."""
+    trace = dino_trace(0.045)
+    for r in trace:  # the window's KL from 0.061 down to 0.045
+        if r["step"] >= 1200:
+            r["teacher_student_kl"] = 0.061 - 0.016 * (r["step"] - 1200) / 300
+    v = V.judge(trace, log_k=LOG_K, reference_rankme=30.0)
+    assert v.outcome == V.BORDERLINE and v.between == (V.COMPLETE, V.HEALTHY)
+    assert v.output is not None and v.output.vote == V.STRADDLES
+    assert "KL(t‖s) 0.045–0.061 straddles 0.05" in v.text()
+    # one reading clearly below among readings in the margin still straddles
+    trace[-1]["teacher_student_kl"] = 0.01
+    assert V.judge(trace, log_k=LOG_K).outcome == V.BORDERLINE
+
+
+def test_judge_record_reads_dinos_k_from_its_config() -> None:
+    """K is the head's ``config["method"]["out_dim"]`` (records.dino_modes.out_dim)."""
+    record = {"method": "dino", "steps": 1500, "curve": dino_trace(0.018, entropy=6.85)}
+    assert "mode not named" in V.judge_record(record).output_mode
+    record["config"] = {"method": {"out_dim": 1024}}
+    v = V.judge_record(record)
+    assert v.outcome == V.COMPLETE and v.entropy_ratio == pytest.approx(6.85 / LOG_K)
 
 
 def test_crossing_trace_agrees_within_its_window_or_is_borderline() -> None:
