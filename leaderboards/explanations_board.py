@@ -268,10 +268,13 @@ def what_happened(ex: Experiment) -> str:
     if ratios:
         ref = ex.z[0].reference_rankme
         parts.append(f"RankMe {_span(ratios)} of the reference {ref:.3g}")
-    for name in ("z-std·√d", "m_o", "KL(t‖s)"):
+    for name in ("z-std·√d", "m_o", V.OUTPUT):
         values = [x for v in ex.z for vote in v.votes if vote.name == name for x in vote.values]
         if values:
             parts.append(f"{name} {_span(values, '.3g')}")
+    modes = [v.output_mode for v in ex.z if v.output_mode]
+    if modes:  # DINO §5.3's collapse mode of each seed's output
+        parts.append("output " + ", ".join(modes))
     if "p" in ex.variant.on:
         ps = [p for p in ex.p if p is not None]
         if ps:
