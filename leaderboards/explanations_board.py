@@ -41,6 +41,7 @@ from records.errors import RecordError
 PAGE = "explanations.md"
 ABLATION_PAGE = "collapse_ablation.md"
 MAX_PLOTTED = 8  # lines per panel (leaderboards/README.md)
+LEARNED_LITTLE_BELOW = 5.0  # kNN-on-h points over the random init: a baseline that learned little
 SEVERITY = (V.COMPLETE, V.DIMENSIONAL, V.FAILED, V.HEALTHY)  # most collapsed first
 SHORT = {
     V.COMPLETE: "complete",
@@ -540,6 +541,43 @@ def _knn_section(exps: dict[str, Experiment]) -> list[str]:
     ]
 
 
+def _baseline_caveat(exps: dict[str, Experiment]) -> list[str]:
+    """How far the baselines got beyond their random init: what these runs can and cannot
+    decide."""
+    parts, means = [], []
+    for name in ("simsiam", "dino"):
+        ex = exps.get(name)
+        if ex is None or not ex.run:
+            continue
+        deltas = [
+            float(r.data["knn_h"]) - float(r.data["init_knn_h"])
+            for r in ex.records
+            if V.is_finite_number(r.data.get("knn_h"))
+            and V.is_finite_number(r.data.get("init_knn_h"))
+        ]
+        if deltas:
+            means.append(statistics.fmean(deltas))
+            parts.append(
+                f"`{name}` at {ex.steps} steps: kNN on h {means[-1]:+.1f} points against its "
+                f"random init (seeds {_span(deltas, '+.1f')})"
+            )
+    if not parts:
+        return []
+    little = max(means) < LEARNED_LITTLE_BELOW
+    return [
+        "**What these runs can decide.** "
+        + ("The baselines have learned little beyond their random init: " if little else "")
+        + "; ".join(parts)
+        + (
+            ". The experiments tell collapse from no collapse, not how good a representation "
+            "each design learns."
+            if little
+            else "."
+        ),
+        "",
+    ]
+
+
 def render_explanations(records: list[Record], paths: Paths) -> tuple[str, int, list[str]]:
     """The page, its number of experiments with records, and the PNGs it wrote."""
     for name in plot_names():  # a plot whose data is gone must not linger
@@ -582,6 +620,7 @@ def render_explanations(records: list[Record], paths: Paths) -> tuple[str, int, 
         "inconsistent; *untested at this scale* otherwise.",
         "",
     ]
+    head += _baseline_caveat(exps)
     head += _overview(exps)
     head += ["## Every experiment and what each explanation predicts", ""]
     head += _matrix(exps)
