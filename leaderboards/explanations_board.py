@@ -23,6 +23,7 @@ stored in a record is read.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 from collections.abc import Sequence
@@ -149,11 +150,22 @@ def why_borderline(verdicts: Sequence[V.Verdict]) -> str:
 
 
 def combined(z: V.Verdict, p: V.Verdict | None) -> str:
-    """A seed's outcome judged on z and p: borderline if either is, else the more collapsed."""
-    outcomes = [z.outcome] + ([p.outcome] if p is not None else [])
-    if V.BORDERLINE in outcomes:
-        return V.BORDERLINE
-    return min(outcomes, key=SEVERITY.index)
+    """A seed's outcome judged on z and p: the more collapsed of the two. A borderline verdict
+    stands for each outcome it lies between; the seed is borderline only when that choice
+    changes the answer (z between dimensional collapse and healthy beside a completely
+    collapsed p is a complete collapse either way)."""
+    choices = []
+    for v in (z, p):
+        if v is None:
+            continue
+        if v.outcome != V.BORDERLINE:
+            choices.append((v.outcome,))
+        elif v.between and set(v.between) <= set(SEVERITY):
+            choices.append(v.between)
+        else:
+            return V.BORDERLINE
+    worst = {min(pick, key=SEVERITY.index) for pick in itertools.product(*choices)}
+    return worst.pop() if len(worst) == 1 else V.BORDERLINE
 
 
 @dataclass
@@ -265,6 +277,14 @@ def what_happened(ex: Experiment) -> str:
             else ""
         )
     parts = [f"{counts(ex.outcomes)} at {ex.steps} steps"]
+    if "p" in ex.variant.on:
+        ps = [p for p in ex.p if p is not None]
+        parts[0] += f" (the more collapsed of z and p); on z: {counts([v.outcome for v in ex.z])}"
+        on_p = f"on p: {counts([p.outcome for p in ps])}" if ps else "p not monitored"
+        for name in ("p-std·√d", "m_o(p)"):
+            values = [x for p in ps for vote in p.votes if vote.name == name for x in vote.values]
+            on_p += f", {name} {_span(values, '.3g')}" if values else ""
+        parts.append(on_p)
     ratios = [x for v in ex.z for x in v.rank_ratio]
     if ratios:
         ref = ex.z[0].reference_rankme
@@ -276,10 +296,6 @@ def what_happened(ex: Experiment) -> str:
     modes = [v.output_mode for v in ex.z if v.output_mode]
     if modes:  # DINO §5.3's collapse mode of each seed's output
         parts.append("output " + ", ".join(modes))
-    if "p" in ex.variant.on:
-        ps = [p for p in ex.p if p is not None]
-        if ps:
-            parts.append("on p: " + counts([p.outcome for p in ps]))
     deltas = [
         float(r.data["knn_h"]) - float(r.data["init_knn_h"])
         for r in ex.records

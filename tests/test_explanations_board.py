@@ -244,6 +244,13 @@ def test_symmetric_predictor_is_judged_on_z_and_p(tmp_path: Path) -> None:
     assert exps["symmetric_predictor"].outcomes == [V.COMPLETE] * 3  # z healthy, p collapsed
     assert exps["symmetric_predictor"].judgements[X.E3].word == X.CONSISTENT
     assert exps["symmetric_predictor"].judgements[X.E1].word == X.INCONSISTENT
+    # z borderline between dimensional collapse and healthy: a collapsed p decides either way
+    straddle_rank = dict(HEALTHY, rank=7.5)  # 7.5 / 30 = 0.25, on the threshold
+    z_open = seeds("symmetric_predictor", *[straddle_rank] * 3, p=(P_COMPLETE,) * 3)
+    assert experiments(base_p + z_open)["symmetric_predictor"].outcomes == [V.COMPLETE] * 3
+    # ... but not beside a healthy p: the seed stays borderline
+    p_fine = seeds("symmetric_predictor", *[straddle_rank] * 3, p=(P_HEALTHY,) * 3)
+    assert experiments(base_p + p_fine)["symmetric_predictor"].outcomes == [V.BORDERLINE] * 3
 
 
 def test_page_and_plots_are_deterministic(tmp_path: Path) -> None:
