@@ -376,6 +376,20 @@ def label_text(t: X.Tally, exps: dict[str, Experiment], explanation: str) -> str
     return text
 
 
+def controls_text(
+    tested: Sequence[X.ExplanationVariant], exps: dict[str, Experiment], explanation: str
+) -> str:
+    """What a claim's controls showed: they judge the claim on its own (its prediction came
+    true or not) without telling the explanations apart, so they never enter the label."""
+    cells = []
+    for v in tested:
+        ex = exps.get(v.name)
+        if v.kind != X.CONTROL or ex is None or not ex.run:
+            continue
+        cells.append(f"`{v.name}` {ex.judgements[explanation].word}")
+    return f"; its controls (every explanation predicts them): {', '.join(cells)}" if cells else ""
+
+
 def deciding_text(t: X.Tally, explanation: str) -> str:
     """The experiments that decided a label, which way, and whose reading each rests on."""
     cells = []
@@ -409,6 +423,19 @@ def _overview(exps: dict[str, Experiment]) -> list[str]:
         )
     headers = ["explanation", "source", "label", "discriminating experiments", "deciding"]
     return [table(headers, rows), ""]
+
+
+def summary_table(records: list[Record]) -> str:
+    """The labels in one table (explanation, label with its scale, tally, deciding
+    experiments): the README carries it, and ``tests/test_readme_explanations.py`` checks that
+    the README's copy is what the committed records give."""
+    exps = experiments(records)
+    judg = all_judgements(exps)
+    rows = []
+    for ex in X.EXPLANATIONS:
+        t = X.tally(ex.name, judg)
+        rows.append([ex.title, label_text(t, exps, ex.name), t.text(), deciding_text(t, ex.name)])
+    return table(["explanation", "label", "discriminating experiments", "deciding"], rows)
 
 
 def _matrix(exps: dict[str, Experiment]) -> list[str]:
@@ -450,7 +477,8 @@ def _section(
         tc = X.tally(ex.name, judg, claim=c.id)
         tested = [v for v in X.VARIANTS if v.prediction(ex.name).claim == c.id]
         names = ", ".join(f"`{v.name}` ({kind_text(v)})" for v in tested) or "–"
-        claim_rows.append([c.text, c.source, names, label_text(tc, exps, ex.name)])
+        text = label_text(tc, exps, ex.name) + controls_text(tested, exps, ex.name)
+        claim_rows.append([c.text, c.source, names, text])
     parts += [table(["atomic claim", "source", "experiments", "label"], claim_rows), ""]
     rows = []
     for name in ex.variants:
@@ -617,7 +645,8 @@ def render_explanations(records: list[Record], paths: Paths) -> tuple[str, int, 
         "**Outcomes** (`records/verdict.py`, read over the last "
         f"{V.WINDOW_FRACTION:.0%} of a run's steps): *complete collapse* (a majority of "
         f"z-std·√d < {V.Z_COLLAPSED_BELOW:g}, RankMe < {V.RANK_COLLAPSED_BELOW:g}, "
-        f"m_o > {V.MO_COLLAPSED_ABOVE:g}, DINO's KL < {V.KL_COLLAPSED_BELOW:g}); *dimensional "
+        f"m_o > {V.MO_COLLAPSED_ABOVE:g}; DINO is judged on its output, KL(teacher ‖ student) < "
+        f"{V.KL_COLLAPSED_BELOW:g} nats, DINO §5.3 / Fig. 7); *dimensional "
         f"collapse* (RankMe below {V.DIM_RATIO:g} of the same method's healthy reference at the "
         "same length, `records/references.py`); *failed to converge* (loss still high and kNN "
         "on h at its random init, SimSiam Table 1b); *healthy*; and *borderline* when a "

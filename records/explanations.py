@@ -478,9 +478,17 @@ _DESIGNS: tuple[ExplanationVariant, ...] = (
         "this project (from Zhang et al.'s z = o + r)",
         predictions={
             E1: _p(
-                COLLAPSE, "E1.eoa", "no predictor to approximate the EOA: as Table 1a", ours=True
+                (COMPLETE,),
+                "E1.eoa",
+                "no predictor to approximate the EOA: as Table 1a (0.1), complete collapse",
+                ours=True,
             ),
-            E2: _p(COLLAPSE, "E2.learned", "no predictor: as Table 1a", ours=True),
+            E2: _p(
+                (COMPLETE,),
+                "E2.learned",
+                "no predictor: as Table 1a (0.1) and `no_predictor` here, complete collapse",
+                ours=True,
+            ),
             E3: _p(
                 NOT_COMPLETE,
                 "E3.decenter",
