@@ -242,8 +242,18 @@ def experiments(records: list[Record]) -> dict[str, Experiment]:
             if ex.gate and pred.predicts:
                 ex.judgements[name] = X.Judgement(X.INCONCLUSIVE, ex.gate)
             else:
-                ex.judgements[name] = X.judge_seeds(pred, ex.outcomes, details)
+                ex.judgements[name] = X.judge_seeds(
+                    pred, ex.outcomes, details, between=_between(ex)
+                )
     return out
+
+
+def _between(ex: Experiment) -> list[tuple[str, ...]]:
+    """Per seed, the outcomes its borderline verdict lies between (z's; a seed judged on z
+    and p whose combined outcome is borderline is left open)."""
+    if "p" in ex.variant.on:
+        return [() for _ in ex.outcomes]
+    return [tuple(v.between) if v.outcome == V.BORDERLINE else () for v in ex.z]
 
 
 def _knn_vs_init(recs: list[Record]) -> str:
@@ -656,8 +666,9 @@ def render_explanations(records: list[Record], paths: Paths) -> tuple[str, int, 
         "**How the labels follow.** An experiment is *discriminating* when two explanations "
         "predict different outcomes for it, a *control* when all that predict agree (shown, "
         "never counted as support). Judged at its longest length with all "
-        f"{X.SEEDS} seeds, it is *consistent* with a prediction when every seed is not "
-        "borderline and in the predicted set, *inconsistent* when every seed is not borderline "
+        f"{X.SEEDS} seeds, it is *consistent* with a prediction when every seed is in the "
+        "predicted set (a borderline seed counts only when every outcome it lies between is "
+        "predicted), *inconsistent* when every seed is not borderline "
         "and outside it, else *inconclusive at this scale* (the reason measured). It *supports* "
         "an explanation when it is consistent with it and inconsistent with a rival. The label: "
         "*refuted at this scale* when a discriminating experiment is inconsistent and none "

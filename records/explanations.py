@@ -44,7 +44,8 @@ explanations that predict differ, *control* when every explanation that predicts
 same (shown as a control, never counted as support), *no prediction* when none or one predicts.
 
 **Judging** (``judge_seeds``): an experiment is *consistent* with a prediction when every seed
-is not borderline and in the predicted set, *inconsistent* when every seed is not borderline and
+is in the predicted set (a borderline seed counts only when every outcome it lies between is
+predicted), *inconsistent* when every seed is not borderline and
 outside it, otherwise *inconclusive at this scale* with the measured reason. It is judged at its
 longest run length with ``SEEDS`` seeds.
 
@@ -754,10 +755,16 @@ def judge_seeds(
     details: Sequence[str] = (),
     *,
     seeds: int = SEEDS,
+    between: Sequence[Sequence[str]] = (),
 ) -> Judgement:
     """An experiment's seeds' outcomes against a prediction (module docstring's rule).
 
-    ``details``: per seed, what its verdict read (shown for the borderline seeds)."""
+    ``details``: per seed, what its verdict read (shown for the borderline seeds).
+    ``between``: per seed, the outcomes a borderline verdict lies between
+    (``records.verdict.Verdict.between``). A borderline seed whose every alternative is
+    predicted is in the predicted set whichever way it resolves, so it can make the experiment
+    *consistent*; it never makes one *inconsistent*: that needs every seed not borderline
+    (a label "refuted" rests on no borderline seed)."""
     if not prediction.predicts:
         return Judgement(NO_PREDICTION)
     n = len(outcomes)
@@ -767,6 +774,21 @@ def judge_seeds(
     inside = [o in prediction.outcomes for o in outcomes]
     if not borderline and all(inside):
         return Judgement(CONSISTENT)
+    settled = [
+        i
+        for i in borderline
+        if i < len(between) and between[i] and set(between[i]) <= set(prediction.outcomes)
+    ]
+    if (
+        borderline
+        and len(settled) == len(borderline)
+        and all(ok for i, ok in enumerate(inside) if i not in borderline)
+    ):
+        alts = " / ".join(dict.fromkeys(" or ".join(between[i]) for i in settled))
+        return Judgement(
+            CONSISTENT,
+            f"{len(settled)} of {n} seeds borderline between {alts}, each of them predicted",
+        )
     if not borderline and not any(inside):
         return Judgement(INCONSISTENT)
     if borderline:

@@ -350,3 +350,20 @@ def test_overrides_load_and_needed_keys_are_missing() -> None:
     for key in X.needed_keys():
         with pytest.raises(ConfigError):
             load_config(RECIPE["simsiam"], [f"{key}=1"])
+
+
+def test_a_borderline_seed_counts_only_when_every_outcome_it_lies_between_is_predicted() -> None:
+    from records import explanations as X
+    from records import verdict as V
+
+    pred = X.Prediction((V.HEALTHY, V.DIMENSIONAL), "c", "s")
+    outcomes = [V.BORDERLINE, V.BORDERLINE, V.HEALTHY]
+    inside = [(V.DIMENSIONAL, V.HEALTHY), (V.DIMENSIONAL, V.HEALTHY), ()]
+    assert X.judge_seeds(pred, outcomes, between=inside).word == X.CONSISTENT
+    half = [(V.COMPLETE, V.DIMENSIONAL), (V.DIMENSIONAL, V.HEALTHY), ()]
+    assert X.judge_seeds(pred, outcomes, between=half).word == X.INCONCLUSIVE
+    # never inconsistent through a borderline seed, even when neither alternative is predicted
+    other = X.Prediction((V.COMPLETE,), "c", "s")
+    assert X.judge_seeds(other, outcomes, between=inside).word == X.INCONCLUSIVE
+    assert X.judge_seeds(other, [V.HEALTHY] * 3).word == X.INCONSISTENT
+    assert X.judge_seeds(pred, outcomes).word == X.INCONCLUSIVE  # no alternatives known
