@@ -6,7 +6,8 @@ Five outcomes (``OUTCOMES``), each with its thresholds stated once, here:
   three statistics of z vote:
   - **z-std × √d** (SimSiam §4.1, Fig. 2): the mean per-channel std of the l2-normalized z,
     × √d; ≈ 1 for a z spread like an isotropic Gaussian, 0 when collapsed. Collapsed below
-    ``Z_COLLAPSED_BELOW`` = 0.2 (the project's ``monitor.collapse_threshold``).
+    ``Z_COLLAPSED_BELOW`` = 0.2 (the default of ``monitor.collapse_threshold``, which old
+    configs still carry and nothing reads any more).
   - **RankMe** (Garrido et al., "RankMe: Assessing the Downstream Performance of Pretrained
     Self-Supervised Representations by Their Rank", ICML 2023, Eq. 1): exp of the entropy of
     z's normalized singular values, 1 for a z along one direction, up to d. Collapsed below
@@ -85,7 +86,7 @@ committed records).
 
 **p.** ``on="p"`` judges the predictor's output p (l2-normalized like z) from its own keys
 (``p_std_sqrt_d``, ``rankme_p``, ``m_o_p`` and their eval-mode versions): the collapse Zhang et
-al. (§4) argue the symmetric predictor and Mirror SimSiam reach may show in p before z.
+al. (§2) argue the symmetric predictor and Mirror SimSiam reach may show in p before z.
 
 The claims these outcomes are compared with, and their sources: ``records/explanations.py``
 and docs/recipes.md, "Collapse: the claims the ablation benchmark checks".
