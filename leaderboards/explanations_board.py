@@ -477,8 +477,9 @@ def _section(
     ]
     if t.alike:
         parts[-1] += (
-            f" Consistent but not counted ({', '.join(f'`{n}`' for n in t.alike)}): every rival "
-            "allowed the same outcome, so it did not tell them apart."
+            f" Consistent but not counted ({', '.join(f'`{n}`' for n in t.alike)}): no rival's "
+            "prediction failed on it (each allowed the outcome or was inconclusive), so it did "
+            "not tell them apart."
         )
     parts += [""]
     parts += [f"Note: {n}" for n in ex.notes] + ([""] if ex.notes else [])

@@ -54,8 +54,8 @@ experiments: *refuted at this scale* when one is inconsistent (every seed outsid
 set, none borderline) and none supports; *mixed at this scale* when one is inconsistent and one
 supports; *supported at this scale* when one supports and none is inconsistent; *untested at
 this scale* otherwise. An experiment *supports* an explanation when it is consistent with it and
-inconsistent with a rival that predicts otherwise: one whose outcome every rival also allowed
-did not tell them apart and is tallied apart.
+inconsistent with a rival that predicts otherwise: one where no rival's prediction failed (each
+allowed the outcome or was inconclusive) did not tell them apart and is tallied apart.
 """
 
 from __future__ import annotations
@@ -806,7 +806,7 @@ class Tally:
     """An explanation's (or a claim's) discriminating experiments by judgement."""
 
     supports: tuple[str, ...] = ()  # consistent, and inconsistent with a rival
-    alike: tuple[str, ...] = ()  # consistent, and so were its rivals: did not tell apart
+    alike: tuple[str, ...] = ()  # consistent, no rival inconsistent: did not tell them apart
     against: tuple[str, ...] = ()  # inconsistent
     inconclusive: tuple[str, ...] = ()
 
@@ -814,7 +814,7 @@ class Tally:
         return (
             f"{len(self.supports)} consistent, {len(self.against)} inconsistent, "
             f"{len(self.inconclusive)} inconclusive"
-            + (f", {len(self.alike)} consistent with its rivals too" if self.alike else "")
+            + (f", {len(self.alike)} consistent but no rival contradicted" if self.alike else "")
         )
 
 
