@@ -180,7 +180,11 @@ def test_the_explanations_matrix_becomes_the_explanations_board(tiny_fmnist, tmp
 
     cli(ROOT / "leaderboards" / "build.py", "--strict", "--results", results, "--out", boards)
     page = (boards / "explanations.md").read_text()
-    assert "| `alternation_10` | healthy |" in page and "Not run yet: `alternation_10`" not in page
+    row = next(line for line in page.splitlines() if line.startswith("| `alternation_10` |"))
+    assert "| control | 3 steps |" in row and "not run" not in row, row  # run, judged at 3 steps
+    assert "of 1 seeds at 3 steps" in row  # what happened: its one seed's verdict
+    assert "inconclusive at this scale" in row  # one seed decides nothing
+    assert "**consistent**" not in row and "**inconsistent**" not in row
     assert "### DINO's failure modes" in page
     assert "| `dino_no_sharpening` | 0 | 3 |" in page
     assert (boards / "explanations_dino_teacher.png").stat().st_size > 10_000
