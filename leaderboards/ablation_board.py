@@ -17,7 +17,7 @@ import statistics
 
 from leaderboards.aggregate import Stat
 from leaderboards.boards import HOW_TO_READ, Column, sources
-from leaderboards.explanations_board import judge_records
+from leaderboards.explanations_board import SHORT, judge_records
 from leaderboards.markdown import Paths, marker, num, provenance, run_links, table, unique
 from leaderboards.plots import collapse_curves_plot
 from leaderboards.record_set import Record
@@ -36,13 +36,6 @@ NUMBERS = (  # (keys in preference order, header, digits)
     (("init_knn_h",), "init kNN h", 1),
     (("r_over_o_eval",), "r/o", 2),
 )
-SHORT = {
-    V.COMPLETE: "complete",
-    V.DIMENSIONAL: "dimensional",
-    V.FAILED: "failed",
-    V.HEALTHY: "healthy",
-    V.BORDERLINE: "borderline",
-}
 
 
 def _key(data: dict) -> tuple:

@@ -62,26 +62,8 @@ class BYOL(MomentumTargetMethod):
             bn_hidden=layout["hidden"],
             bn_last=layout["pred_out"],
         )
-        self.has_predictor = predictor != "none"
+        self.returns_p = predictor != "none"  # p = q1 beside z and h (the shared forward)
         self._attach_target()
-
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``MomentumTargetMethod.forward``'s loss, with p = q1 beside z and h."""
-        h1, h2 = self.backbone(x1), self.backbone(x2)  # (N, F)
-        z1, z2 = self.projector(h1), self.projector(h2)  # (N, D)
-        q1 = self.predictor(z1)  # (N, D)
-        with torch.no_grad():
-            t2 = self.target_projector(self.target_backbone(x2))  # (N, D)
-        loss = self.pair_loss(q1, t2)
-        if self.loss_mode == "symmetric":
-            q2 = self.predictor(z2)
-            with torch.no_grad():
-                t1 = self.target_projector(self.target_backbone(x1))
-            loss = loss + self.pair_loss(q2, t1)
-        out = {"loss": loss, "z": z1.detach(), "h": h1.detach()}
-        if self.has_predictor:
-            out["p"] = q1.detach()  # (N, D)
-        return out
 
     def pair_loss(self, q: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return byol_loss(q, t)

@@ -55,6 +55,7 @@ class MomentumTargetMethod(EMATarget):
     """Base of the EMA-target methods; see the module docstring."""
 
     predictor: nn.Module
+    returns_p = False  # a subclass sets it where its predictor's output is monitored (BYOL)
 
     def __init__(self, loss: str) -> None:
         super().__init__()
@@ -78,7 +79,10 @@ class MomentumTargetMethod(EMATarget):
             with torch.no_grad():
                 t1 = self.target_projector(self.target_backbone(x1))
             loss = loss + self.pair_loss(q2, t1)
-        return {"loss": loss, "z": z1.detach(), "h": h1.detach()}
+        out = {"loss": loss, "z": z1.detach(), "h": h1.detach()}
+        if self.returns_p:
+            out["p"] = q1.detach()  # (N, D): the predictor's output, for its monitors
+        return out
 
     def param_groups(self, fix_pred_lr: bool) -> list[dict]:
         """Online parameters only; the target is never optimized."""
