@@ -20,7 +20,7 @@ from common.progress import progress
 from common.transforms import normalize_small
 from hub.publish import RUN_ENCODER, encoder_from_training, run_results
 from pretrain.checkpoint import LAST, atomic_save
-from pretrain.monitors import P_KEYS, collapse_stats, p_stats, pred_alignment, z_spectrum
+from pretrain.monitors import collapse_stats, p_stats, pred_alignment, z_spectrum
 from records.errors import RecordError
 from records.verdict import LOSS_MIN, judge
 
