@@ -25,6 +25,7 @@ from leaderboards.methods import render_methods
 from leaderboards.readme import PageInfo, render_readme
 from leaderboards.record_set import Flagged, read_records
 from leaderboards.reported import REPORTED_TOML, load_reported, rows_for
+from leaderboards.selection import render_selection
 from leaderboards.sweeps import render_sweeps
 
 HERE = Path(__file__).resolve().parent
@@ -99,6 +100,8 @@ def build(results: Path, out: Path, reported_toml: Path = REPORTED_TOML) -> Buil
             len(rows_for(reported, "collapse_ablation")),
         ),
     ]
+    text, info = render_selection(records, paths)
+    pages[info.page], infos = text, [*infos, info]
     pages["README.md"] = render_readme(infos, flagged, paths)
     written_pages = []
     for name in sorted(pages):
