@@ -33,12 +33,14 @@ from pathlib import Path
 import torch
 
 from common.datasets import load_fashion_mnist
+from common.hardware import hardware, precision_label
 from experiments.ablation_matrix import Variant
 from hub.provenance import git_sha
 from pretrain.config import Config, load_config
 from pretrain.hooks import CollapseMonitor, KnnMonitor, MetricsLog
 from pretrain.train import Trainer
 from records.references import judged
+from records.schema import require_hardware
 from records.verdict import Z_COLLAPSED_BELOW as COLLAPSED_BELOW
 from records.write import write_record_at
 
@@ -262,6 +264,8 @@ def run_variant(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),
+        # threads, CPU model, device and the autocast it trained in (common.hardware)
+        "hardware": hardware(precision_label(trainer.amp_dtype, trainer.device), trainer.device),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     rec["verdict"] = verdict_block(rec, read_records(out_dir))
@@ -269,7 +273,7 @@ def run_variant(
     rec["endpoint_check"] = judge(variant.matrix_expect, rec)[1]
     # validated against the record contract; a re-run of the same (variant, seed, steps)
     # replaces the matrix's reading (a different length has its own name: run_name)
-    write_record_at(out_dir / f"{name}.json", rec, replace=True)
+    write_record_at(out_dir / f"{name}.json", require_hardware(rec), replace=True)
     return rec
 
 

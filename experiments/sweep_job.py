@@ -51,7 +51,9 @@ def finish_point(run: Path, summary: dict[str, Any], point: dict[str, Any]) -> d
     annotations = {"sweep": point["sweep"]}
     if "pretrain" not in progress:
         record = pretrain_record(run, summary, point)
-        progress["pretrain"] = str(records.write_record(record, results_root))
+        progress["pretrain"] = str(
+            records.write_record(records.require_hardware(record), results_root)
+        )
         write_json_atomic(progress_path, progress)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ctx = RunContext(
@@ -137,7 +139,8 @@ def pretrain_record(run: Path, summary: dict[str, Any], point: dict[str, Any]) -
         "verdict": summary.get("verdict"),  # records.verdict's, over the run's last fifth
         "seed": cfg.train.seed,
         "git_sha": git_sha(),
-        "hardware": records.hardware(),
+        # the pretraining's own (pretrain.summary): its threads, CPU and autocast
+        "hardware": summary.get("hardware"),
         "wall_seconds": summary.get("wall_seconds"),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "job": summary.get("job"),

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from common.files import atomic_write_json
+from common.hardware import hardware, precision_label
 from pretrain.checkpoint import read_events
 from pretrain.evaluate import final_knn_report, format_report
 from pretrain.hooks import EVAL_COLLAPSE_KEYS, write_encoder
@@ -54,6 +55,8 @@ def write_summary(trainer: Trainer, started: float, extra: dict[str, Any] | None
         "trained": trained_block(trainer.step, trainer.steps_per_epoch, cfg.train.epochs),
         "train_seconds": trainer.train_seconds,
         "world_size": trainer.dist.world_size,
+        # what it ran on and in: threads, CPU model, device, autocast (common.hardware)
+        "hardware": hardware(precision_label(trainer.amp_dtype, trainer.device), trainer.device),
         "final": {
             k: last.get(k)
             for k in (

@@ -3,7 +3,9 @@
 ``validate(data)`` returns the record's per-seed samples or raises :class:`RecordError` with
 the first problem in words (``missing key 'metrics.voc07_AP50'``, or an impossible value:
 ``protocol.schedule.iters=-1 is out of range: must be >= 1``, ``records/values.py``). The
-boards flag a record that fails; ``records.write`` refuses to write one.
+boards flag a record that fails; ``records.write`` refuses to write one. A record being
+written now must also state its threads, CPU model and precision (``require_hardware``,
+``HARDWARE_KEYS``: each moves the number); older records without them are read as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ REJUDGE = "python experiments/rejudge.py"  # rewrites older ablation records' ve
 REJUDGE_PRETRAIN = f"{REJUDGE} --pretrain leaderboards/results/pretrain"
 
 Samples = tuple[tuple[int | None, dict[str, Any]], ...]
+# What a record written now states of the run's hardware (``common.hardware.hardware``): the
+# thread count, the CPU and the precision each move the number. Older records lack some (the
+# committed ones are history, read as they are); ``require_hardware`` is the writers' check.
+HARDWARE_KEYS = ("torch_threads", "cpu_model", "precision")
 
 
 def _need(data: dict, key: str, types: type | tuple, what: str, where: str = "") -> Any:
@@ -92,7 +98,7 @@ def _check_run(data: dict) -> None:
     _need(data, "protocol", dict, "an object")
     _need(data, "metrics", dict, "an object")
     _optional(data, "git_sha", str, "a string")
-    _optional(data, "hardware", dict, "an object")
+    _check_hardware(data)
     _optional(data, "finished_at", str, "a string")
     sweep = data.get("sweep")
     if sweep is not None:
@@ -140,6 +146,7 @@ def _check_ablation(data: dict) -> None:
         _optional(data, key, str, "a string")
     for key in ("steps", "batch_size"):
         _optional(data, key, int, "an int")
+    _check_hardware(data)
     check_ablation_values(data)
     _optional(data, "knn_protocol", dict, "an object")
     _optional(data, "not_reproduced_because", list, "a list of strings")
@@ -151,6 +158,43 @@ def _check_ablation(data: dict) -> None:
         for i, row in enumerate(curve):
             if not isinstance(row, dict) or not is_number(row.get("step")):
                 raise RecordError(f"'curve[{i}]' must be an object with a numeric 'step'")
+
+
+def _check_threads(data: dict, key: str, where: str = "") -> None:
+    if data.get(key) is not None and _need(data, key, int, "an int", where) < 1:
+        raise RecordError(f"'{where}{key}'={data[key]} is out of range: must be >= 1")
+
+
+def _check_hardware(data: dict) -> None:
+    """The ``hardware`` block where there is one (an older record may have none, or lack the
+    ``HARDWARE_KEYS`` added since), and an ablation record's older top-level ``threads``."""
+    _check_threads(data, "threads")
+    _optional(data, "machine", str, "a string")
+    if data.get("hardware") is None:
+        return
+    hardware = _need(data, "hardware", dict, "an object")
+    _check_threads(hardware, "torch_threads", "hardware.")
+    for key in ("cpu_model", "precision", "device"):
+        _optional(hardware, key, str, "a string", "hardware.")
+
+
+def require_hardware(data: dict) -> dict:
+    """A record being written now states every ``HARDWARE_KEYS`` entry (threads, CPU model,
+    precision) in its ``hardware`` block; returns the record, or raises RecordError."""
+    hardware = data.get("hardware")
+    if not isinstance(hardware, dict):
+        raise RecordError(
+            f"{data.get('task')} record {data.get('run_id')!r} not written: missing key "
+            "'hardware' (common.hardware.hardware: the threads, CPU and precision it ran with)"
+        )
+    for key in HARDWARE_KEYS:
+        if hardware.get(key) in (None, ""):
+            raise RecordError(
+                f"{data.get('task')} record {data.get('run_id')!r} not written: missing key "
+                f"'hardware.{key}' (every record written now states {', '.join(HARDWARE_KEYS)})"
+            )
+    _check_hardware(data)
+    return data
 
 
 def _check_verdict(verdict: Any, *, judged_only: bool = True) -> None:

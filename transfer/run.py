@@ -161,12 +161,16 @@ def run_task(
         "metrics": aggregate(outputs),
         "seed": base_seed if seeds == 1 else list(range(base_seed, base_seed + seeds)),
         "git_sha": git_sha(),
-        "hardware": records.hardware(),
+        # threads, CPU model and the precision it computed in (records.schema.HARDWARE_KEYS)
+        "hardware": records.hardware(
+            records.run_precision(ctx.device, outputs[0].protocol), ctx.device
+        ),
         "wall_seconds": time.perf_counter() - started,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "extra": outputs[0].extra if seeds == 1 else [o.extra for o in outputs],
         **(annotations or {}),
     }
+    records.require_hardware(record)  # before its artifacts are saved
     per_seed = [o.artifacts for o in outputs]  # saved beside the record, listed in it
     with artifacts.saved_beside(record, per_seed, base_seed, ctx.results_root) as saved:
         record["artifacts"] = saved
