@@ -15,7 +15,7 @@ from leaderboards.markdown import Paths, marker, num, table, unique
 from leaderboards.raw_pixels import raw_pixels_section
 from leaderboards.record_set import Record
 from leaderboards.reported import ReportedRow, rows_for
-from leaderboards.rows import RowPages, latest_date
+from leaderboards.rows import RowPages, latest_date, threads_note
 from records.length import length_of
 from records.tasks import TASKS
 
@@ -187,7 +187,8 @@ def _best_lr(group: Group) -> str:
 
 def measured_table(board: Board, groups: list[Group], details: RowPages) -> str:
     """One line per row; its ``runs`` cell links the row's detail page (records, git sha,
-    hardware, dates, artifacts)."""
+    threads, CPU model, precision, device, dates, artifacts); ``n seeds`` names the thread
+    counts where the row's records differ in them."""
     headers = ["model", "method (recipe)", "backbone", "epochs", "batch", "pretrain data"]
     headers += ["protocol", "evaluated on", *(c.header for c in board.columns), "n seeds"]
     if board.name == "linear":
@@ -196,7 +197,8 @@ def measured_table(board: Board, groups: list[Group], details: RowPages) -> str:
     for g in groups:
         row = [*config_cells(g), protocol_cell(g), split_cell(g.first)]
         row += [stat_cell(g, c) for c in board.columns]
-        row.append(str(g.n))
+        note = threads_note(g.records)  # seeds run with different thread counts: say so
+        row.append(f"{g.n} ({note})" if note else str(g.n))
         if board.name == "linear":
             row.append(_best_lr(g))
         cells = list(zip(headers, row, strict=True))

@@ -2,12 +2,16 @@
 
 A board row stays one line; its detail page (``rows/<board>-<a few words>-<8 hex digits>.md``,
 the digits from the SHA-1 of the row's identity, so a row keeps its page when seeds are added)
-holds what
-used to crowd the row: every record (linked), its seed, protocol id, the split it was
-evaluated on (``records.splits``; a training split in bold), full git sha, hardware,
-finish date and wall time, the metrics of each seed, the predictions and other artifacts the
-record lists under ``artifacts`` (path relative to the record's folder, size, sha256) and the
-superseded runs (same seed, older run; not in the numbers).
+holds what used to crowd the row: every record (linked), its seed, protocol id, the split it
+was evaluated on (``records.splits``; a training split in bold), full git sha, torch threads,
+CPU model, precision and device (``common.hardware``: each moves the number; "not recorded"
+where a record is from before they were kept), finish date and wall time, the metrics of each
+seed, the predictions and other artifacts the record lists under ``artifacts`` (path relative
+to the record's folder, size, sha256) and the superseded runs (same seed, older run; not in the
+numbers). Above the records, "Ran with" gathers the row's threads, CPU models and precisions;
+where its records ran with different thread counts it says so (``threads_note``, also in the
+board's ``n seeds`` cell): on a CPU the thread count splits each float sum differently, which
+moves the number.
 
 Each board's renderer owns its ``rows/<board>-*.md`` files: :meth:`RowPages.write` removes the
 board's stale pages and writes the current ones, so a row whose records are gone loses its page.
@@ -49,10 +53,83 @@ def finished(data: dict[str, Any]) -> str:
     return str(when).replace("T", " ")[:16] if when else "?"
 
 
-def device(data: dict[str, Any]) -> str:
+NOT_RECORDED = "not recorded"
+
+
+def _hardware(data: dict[str, Any]) -> dict[str, Any]:
     hardware = data.get("hardware")
-    found = hardware.get("device") if isinstance(hardware, dict) else None
+    return hardware if isinstance(hardware, dict) else {}
+
+
+def device(data: dict[str, Any]) -> str:
+    found = _hardware(data).get("device")
     return str(found or data.get("machine") or "?")
+
+
+def threads(data: dict[str, Any]) -> int | None:
+    """torch's intra-op threads of a record's run (``hardware.torch_threads``; an ablation
+    record's top-level ``threads``), or None where the record does not say."""
+    found = _hardware(data).get("torch_threads", data.get("threads"))
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
+def cpu_model(data: dict[str, Any]) -> str:
+    return str(_hardware(data).get("cpu_model") or NOT_RECORDED)
+
+
+def precision(data: dict[str, Any]) -> str:
+    return str(_hardware(data).get("precision") or NOT_RECORDED)
+
+
+def _threads_cell(data: dict[str, Any]) -> str:
+    found = threads(data)
+    return NOT_RECORDED if found is None else str(found)
+
+
+def thread_counts(records: list[Record]) -> list[int]:
+    """The distinct thread counts ``records`` state, smallest first."""
+    return sorted({n for n in (threads(r.data) for r in records) if n is not None})
+
+
+def threads_note(records: list[Record]) -> str:
+    """``threads 1, 2`` where the records of one row ran with different thread counts (their
+    numbers are not one measurement's), else ``""``."""
+    counts = thread_counts(records)
+    return f"threads {', '.join(map(str, counts))}" if len(counts) > 1 else ""
+
+
+def _values(records: list[Record], read: Any) -> str:
+    """The distinct values ``read`` gives over ``records`` (first seen first); where they
+    differ, each with the seeds of the records that had it."""
+    values = [read(r.data) for r in records]
+    distinct = unique(values)
+    if len(distinct) <= 1:
+        return distinct[0] if distinct else "–"
+    parts = []
+    for value in distinct:
+        mine = [r for r, v in zip(records, values, strict=True) if v == value]
+        seeds = unique(s for r in mine for s, _ in r.samples)
+        known = sorted(s for s in seeds if s is not None)
+        label = ", ".join([*map(str, known), *(["–"] if None in seeds else [])])
+        parts.append(f"{value} (seed{'s' * (len(seeds) != 1)} {label})")
+    return "; ".join(parts)
+
+
+def ran_with_table(records: list[Record]) -> str:
+    """What a row's records ran with: threads, CPU model, precision, device."""
+    threads_text = _values(records, _threads_cell)
+    if threads_note(records):
+        threads_text += (
+            ": the seeds ran with different thread counts; on a CPU that splits each float "
+            "sum differently and moves the number"
+        )
+    rows = [
+        ["threads (torch)", threads_text],
+        ["CPU model", _values(records, cpu_model)],
+        ["precision", _values(records, precision)],
+        ["device", _values(records, device)],
+    ]
+    return table(["", "value"], rows)
 
 
 def _sha(data: dict[str, Any]) -> str:
@@ -141,6 +218,10 @@ class RowPages:
             "",
             table(["column", "value"], [[h, c] for h, c in row.cells]),
             "",
+            "## Ran with",
+            "",
+            ran_with_table(row.records),
+            "",
             f"## Records ({len(row.records)})",
             "",
             records_table(here, row.records),
@@ -176,8 +257,8 @@ def latest_date(records: list[Record]) -> str:
 
 
 def records_table(paths: Paths, records: list[Record]) -> str:
-    headers = ["run", "task", "seed", "protocol", "evaluated on", "git sha", "hardware"]
-    headers += ["finished", "wall time"]
+    headers = ["run", "task", "seed", "protocol", "evaluated on", "git sha", "threads"]
+    headers += ["CPU model", "precision", "device", "finished", "wall time"]
     rows = [
         [
             f"[{r.run_id}]({paths.link(r)})",
@@ -186,6 +267,9 @@ def records_table(paths: Paths, records: list[Record]) -> str:
             _protocol(r.data),
             split_cell(r.data),
             _sha(r.data),
+            _threads_cell(r.data),
+            cpu_model(r.data),
+            precision(r.data),
             device(r.data),
             finished(r.data),
             _seconds(r.data),
