@@ -14,8 +14,10 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from leaderboards.markdown import table
+from leaderboards.plots import MAX_LINES
 from records import dino_modes as D
 from records.tasks import is_number
 
@@ -107,40 +109,55 @@ def summary_lines(readings: dict[str, list[D.ModeReading]]) -> list[str]:
     return lines
 
 
+def _seed_order(seed: object) -> tuple:
+    """Integer seeds in numeric order, anything else after them by its text."""
+    return (0, seed, "") if isinstance(seed, int) else (1, 0, str(seed))
+
+
 def teacher_plot(curves: dict[str, list[dict]], path: Path, log_ks: set[float]) -> Path:
     """The teacher's entropy (dashed: 0 and log K) and KL(teacher ‖ student) (dashed: the
-    KL → 0 line) against step; one color per variant (the order of the section's curves
-    plot), one line per seed; records without the teacher's entropy are skipped; ``log_ks``:
-    the heads' log K (nats) to mark. Fixed size and dpi, no metadata: the same records give the
-    same bytes."""
-    fig = Figure(figsize=(9, 3.4))
-    ax_h, ax_kl = fig.subplots(1, 2)
-    colors = colormaps["tab10"]
-    for i, (name, records) in enumerate(sorted(curves.items())):
-        color, labelled = colors(i % 10), False
-        for rec in records:
+    KL → 0 line) against step (DINO §5.3, Fig. 7): one row of two panels per variant (name
+    order), one line per seed (at most ``MAX_LINES``: the lowest seeds, the title says so), one
+    colour per seed across the panels, the legend right of the panels; the entropy panels
+    share one axis and the KL panels another, so the modes compare across rows; records
+    without the teacher's entropy are skipped; ``log_ks``: the heads' log K (nats) to mark.
+    Fixed size and dpi, no metadata: the same records give the same bytes."""
+    rows: dict[str, list[tuple[object, list[dict]]]] = {}  # variant -> (seed, points)
+    for name, records in sorted(curves.items()):
+        for rec in sorted(records, key=lambda r: _seed_order(r.get("seed"))):
             points = D.teacher_points(rec.get("curve") or [])
-            if not points:
-                continue
-            label = name if not labelled else None
-            labelled = True
+            if points:
+                rows.setdefault(name, []).append((rec.get("seed", "?"), points))
+    seeds = sorted({s for runs in rows.values() for s, _ in runs[:MAX_LINES]}, key=_seed_order)
+    colors = colormaps["tab10"]
+    color = {seed: colors(i % 10) for i, seed in enumerate(seeds)}
+    fig = Figure(figsize=(10, 0.7 + 2.3 * max(len(rows), 1)), layout="constrained")
+    axes = fig.subplots(max(len(rows), 1), 2, squeeze=False, sharex="col", sharey="col")
+    for (ax_h, ax_kl), (name, runs) in zip(axes, rows.items(), strict=False):
+        for seed, points in runs[:MAX_LINES]:
             ax_h.plot([p.get("step", 0) for p in points], [p[D.ENTROPY_KEY] for p in points],
-                      color=color, lw=1, alpha=0.8, label=label)  # fmt: skip
+                      color=color[seed], lw=1, label=f"seed {seed}")  # fmt: skip
             kl = [p for p in points if is_number(p.get(D.KL_KEY))]
             ax_kl.plot([p.get("step", 0) for p in kl], [p[D.KL_KEY] for p in kl],
-                       color=color, lw=1, alpha=0.8, label=label)  # fmt: skip
-    for y in (0.0, *sorted(log_ks)):
-        ax_h.axhline(y, color="gray", ls="--", lw=0.8)
-    ax_kl.axhline(D.KL_TO_ZERO_BELOW, color="gray", ls="--", lw=0.8)
-    ax_h.set_title("teacher entropy (nats; dashed: 0 and log K)", fontsize=9)
-    ax_kl.set_title("KL(teacher ‖ student) (nats; dashed: KL → 0)", fontsize=9)
-    for ax in (ax_h, ax_kl):
+                       color=color[seed], lw=1)  # fmt: skip
+        for y in (0.0, *sorted(log_ks)):
+            ax_h.axhline(y, color="gray", ls="--", lw=0.8)
+        ax_kl.axhline(D.KL_TO_ZERO_BELOW, color="gray", ls="--", lw=0.8)
+        cut = f", seeds {len(runs[:MAX_LINES])} of {len(runs)}" if len(runs) > MAX_LINES else ""
+        ax_h.set_title(f"{name}: teacher entropy (nats{cut})", fontsize=9)
+        ax_kl.set_title(f"{name}: KL(teacher ‖ student) (nats{cut})", fontsize=9)
+        for ax in (ax_h, ax_kl):
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
         ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    ax_h.legend(fontsize=7, loc="best")
-    fig.suptitle("DINO's failure modes (DINO §5.3, Fig. 7)", fontsize=10)
-    fig.tight_layout()
+    handles = [Line2D([], [], color=color[s], lw=1, label=f"seed {s}") for s in seeds]
+    if handles:
+        fig.legend(handles=handles, fontsize=7, loc="outside right center")
+    fig.suptitle(
+        "DINO's failure modes (DINO §5.3, Fig. 7); dashed: entropy 0 and log K, KL → 0 line",
+        fontsize=10,
+    )
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
     return path

@@ -6,6 +6,7 @@ same data give byte-identical files.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,11 +86,14 @@ def batch_sweep_plot(
     The two panels are different datasets and scales (e.g. Fashion-MNIST at CPU scale beside
     ImageNet, SimSiam Table 2): compare the shape of the curves, not the numbers. Error bars
     (std over seeds) where a point has more than one seed; at most 8 series (the 8 with the
-    highest mean, the title says so); the legend under the axes.
+    highest mean, the title says so); one legend for both panels under them (the figure grows
+    with it, so it never reaches the axes' labels).
     """
-    fig = Figure(figsize=(11, 5.2))
-    left, right = fig.subplots(1, 2)
     shown = top(measured)
+    entries = len(shown) + bool(reported)
+    ncol = 1 if entries <= 2 else 2
+    fig = Figure(figsize=(11, 4.8 + 0.2 * -(-entries // ncol)), layout="constrained")
+    left, right = fig.subplots(1, 2)
     colors = colormaps["tab10"]
     for i, label in enumerate(shown):
         pts = sorted(measured[label], key=lambda p: p.x)
@@ -98,21 +102,24 @@ def batch_sweep_plot(
         _errorbars(left, pts, color)
     cut = f" (top {len(shown)} of {len(measured)})" if len(shown) < len(measured) else ""
     left.set_title(measured_title + cut, fontsize=10)
-    left.set_xlabel("batch size")
     left.set_ylabel("top-1 (%)")
-    left.set_xscale("log", base=2)
-    if measured:
-        left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
     pts = sorted(reported, key=lambda p: p.x)
-    right.plot([p.x for p in pts], [p.y for p in pts], marker="s", color="gray", label="reported")
+    right.plot(  # black: no measured series (tab10) shares its colour in the legend
+        [p.x for p in pts], [p.y for p in pts], marker="s", color="black", label=reported_title
+    )
     right.set_title(reported_title, fontsize=10)
-    right.set_xlabel("batch size")
     right.set_ylabel("linear top-1 (%)")
-    right.set_xscale("log", base=2)
     for ax in (left, right):
+        ax.set_xlabel("batch size")
+        ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
+    handles, labels = left.get_legend_handles_labels()
+    if reported:
+        handles += right.get_legend_handles_labels()[0]
+        labels += right.get_legend_handles_labels()[1]
+    if handles:
+        fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncol=ncol)
     fig.suptitle("Accuracy against batch size: measured (left) and reported (right)", fontsize=11)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -130,7 +137,7 @@ def collapse_curves_plot(
     order); the z-std panels draw the collapse threshold; legends right of the axes.
     """
     groups = chunks(sorted(curves))
-    fig = Figure(figsize=(14, 0.6 + 4.2 * max(len(groups), 1)))
+    fig = Figure(figsize=(14, 0.6 + 4.2 * max(len(groups), 1)), layout="constrained")
     axes = fig.subplots(max(len(groups), 1), 2, squeeze=False)
     colors = colormaps["tab10"]
     for (zax, kax), names in zip(axes, groups, strict=False):
@@ -162,40 +169,65 @@ def collapse_curves_plot(
         "collapse threshold)",
         fontsize=11,
     )
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return _save(fig, path)
 
 
+AP_STEP = 10.0  # the AP axis ends at the next multiple of this above the highest bar (at least)
+LINE_IN = 8 * 1.2 / 72  # the height of one line of a size-8 label, in inches
+
+
+def ap_upper(panels: dict[str, dict[str, Point]]) -> float:
+    """The AP axis' upper end, shared by every panel: the next multiple of ``AP_STEP`` above
+    the highest bar plus its std (so a 0.6 AP bar fills 6 % of a 0–10 axis, not the panel)."""
+    top = max((p.y + p.err for bars in panels.values() for p in bars.values()), default=0.0)
+    return AP_STEP * (math.floor(max(top, 0.0) / AP_STEP) + 1)
+
+
 def ap_by_method_plot(panels: dict[str, dict[str, Point]], path: Path) -> Path:
-    """AP per pretraining method, one panel per detection task (its title names the task and
-    its metric: the registry's primary one); error bars = std, only on bars of more than one
-    seed; the AP axis starts at 0; at most 8 bars per panel (the 8 highest, said in the title).
+    """AP per pretraining method: one panel per detection task (its title names the task and
+    its metric: the registry's primary one), stacked, with horizontal bars named on the left
+    (the labels are several lines long and never rotated into each other); error bars = std,
+    only on bars of more than one seed; every panel shares one AP axis from 0 to the next
+    multiple of 10 above the highest bar (``ap_upper``); at most 8 bars per panel (the 8
+    highest, said in the title), in name order from the top.
     """
     names = sorted(panels)
-    fig = Figure(figsize=(5 * len(names) + 1, 4.5))
-    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    shown = {
+        task: sorted(sorted(panels[task], key=lambda k: (-panels[task][k].y, k))[:MAX_LINES])
+        for task in names
+    }
+    # Each bar's slot is as tall as its panel's longest label; each panel adds its title and
+    # its axis (tick labels and "AP (%)").
+    heights = [
+        len(shown[t]) * (LINE_IN * max((k.count("\n") + 1 for k in shown[t]), default=1) + 0.12)
+        + 0.2
+        for t in names
+    ]
+    fig = Figure(figsize=(9, 0.5 + sum(h + 0.75 for h in heights)), layout="constrained")
+    axes = fig.subplots(len(names), 1, squeeze=False, height_ratios=heights)[:, 0]
+    upper = ap_upper(panels)
     for ax, task in zip(axes, names, strict=True):
-        bars = panels[task]
-        labels = sorted(sorted(bars, key=lambda k: (-bars[k].y, k))[:MAX_LINES])
-        ax.bar(
-            range(len(labels)), [bars[k].y for k in labels],
+        bars, labels = panels[task], shown[task]
+        ys = range(len(labels))
+        ax.barh(
+            ys, [bars[k].y for k in labels], height=0.7,
             color=["tab:gray" if k.startswith("random") else "tab:blue" for k in labels],
         )  # fmt: skip
         many = [(i, bars[k]) for i, k in enumerate(labels) if bars[k].n > 1]
         if many:
             ax.errorbar(
-                [i for i, _ in many], [p.y for _, p in many], yerr=[p.err for _, p in many],
+                [p.y for _, p in many], [i for i, _ in many], xerr=[p.err for _, p in many],
                 fmt="none", ecolor="black", capsize=3,
             )  # fmt: skip
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(ys, labels, fontsize=8)
+        ax.set_ylim(len(labels) - 0.5, -0.5)  # the first name on top
+        ax.set_xlim(0, upper)
         cut = f" (top {len(labels)} of {len(bars)})" if len(labels) < len(bars) else ""
         ax.set_title(task + cut, fontsize=10)
-        ax.set_ylabel("AP (%)")
-        ax.set_ylim(bottom=0)
-        ax.grid(axis="y", alpha=0.3)
+        ax.set_xlabel("AP (%)", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
     fig.suptitle("Detection AP per pretraining method (mean ± std over seeds)", fontsize=11)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -227,9 +259,9 @@ def explanation_curves_plot(
     its seeds; at most ``MAX_LINES``), eval-mode readings where every record logs them:
     z-std × √d, RankMe over the healthy reference (``references``: per experiment; none: the
     panel skips it), m_o, and kNN on h minus the random init's. Thresholds dashed; the legend
-    right of the panels."""
+    right of the panels; more experiments: the first ``MAX_LINES`` by name, the title says so."""
     names = sorted(curves)[:MAX_LINES]
-    fig = Figure(figsize=(15, 3.6))
+    fig = Figure(figsize=(15, 3.6), layout="constrained")
     axes = fig.subplots(1, 4)
     colors = colormaps["tab10"]
     for i, name in enumerate(names):
@@ -274,7 +306,7 @@ def explanation_curves_plot(
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.suptitle(title + " (dashed: thresholds)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.86, 1))
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(0.865, 0.5))
+    cut = f"; the first {len(names)} of {len(curves)}" if len(names) < len(curves) else ""
+    fig.suptitle(f"{title} (dashed: thresholds{cut})", fontsize=10)
+    fig.legend(handles, labels, fontsize=7, loc="outside right center")
     return _save(fig, path)

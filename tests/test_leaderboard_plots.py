@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from leaderboards import plots
 
@@ -26,10 +27,10 @@ def test_ap_plot_error_bars_only_with_seeds_and_axis_from_zero(
     bars["m0"] = plots.Point(0.0, 20.0, 25.0, 3)  # 3 seeds, a std that would dip below 0
     plots.ap_by_method_plot({"fmnist_det (box AP)": bars}, tmp_path / "ap.png")
     (ax,) = figures[0].axes
-    assert ax.get_ylim()[0] == 0
+    assert ax.get_xlim()[0] == 0  # horizontal bars: the AP axis is x
     (errorbars,) = [c for c in ax.containers if hasattr(c, "has_yerr")]
     assert len(errorbars.lines[2][0].get_segments()) == 1  # m0's only: the others have 1 seed
-    assert len(ax.get_xticklabels()) == plots.MAX_LINES and "top 8 of 10" in ax.get_title()
+    assert len(ax.get_yticklabels()) == plots.MAX_LINES and "top 8 of 10" in ax.get_title()
 
 
 def test_collapse_curves_split_into_panels_with_the_threshold(
@@ -63,5 +64,7 @@ def test_sweep_legend_is_below_the_axes_and_single_seed_points_have_no_error_bar
     left = figures[0].axes[0]
     (errorbars,) = left.containers  # for "b" only (3 seeds)
     assert len(errorbars.lines[2][0].get_segments()) == 2
-    legend = left.get_legend()
-    assert legend.get_bbox_to_anchor().y0 < left.get_window_extent().y0  # under the axes
+    FigureCanvasAgg(figures[0]).draw()  # lay the figure out as it is saved
+    (legend,) = figures[0].legends  # one legend for both panels, under them
+    assert legend.get_window_extent().y1 < min(ax.get_window_extent().y0 for ax in figures[0].axes)
+    assert [text.get_text() for text in legend.get_texts()] == ["a", "b", "r"]
