@@ -50,9 +50,13 @@ HOW_TO_READ = """\
 - The kNN board ends with a **raw pixels** row: kNN on the normalized, flattened pixels with
   the same bank, queries, k and T (`metrics.raw_pixels_top1_k20` of the kNN records), the
   baseline an encoder's features are compared with.
-- Plots: error bars (std over seeds) only where a point has more than one seed; AP axes start
-  at 0; at most 8 lines or bars per panel (more are split into panels, or the 8 highest are
-  kept and the title says so); the collapse curves draw the collapse threshold.
+- Plots: error bars (std over seeds) only where a point has more than one seed; AP bars start
+  at 0 on one axis shared by the detection tasks, ending at the next multiple of 10 above the
+  highest bar; at most 8 lines or bars per panel (more are split into panels, or the 8
+  highest are kept and the title says so), each line in its own colour; legends beside or
+  under the panels, never on the data; no text overlaps other text
+  (`tests/test_plot_rules.py` checks every plot); the collapse curves draw the collapse
+  threshold.
 - **reported** rows are the papers' numbers (`leaderboards/reported.toml`, each with its
   paper and table). They are in tables of their own, never averaged with measured rows, and
   mostly measure something else (ImageNet, ResNet-50, hundreds of epochs) than the embedded
