@@ -26,6 +26,7 @@ from records.errors import RecordError
 from records.schema import HARDWARE_KEYS, require_hardware, validate
 from records.write import write_record
 from tests.conftest import tiny_config
+from tests.test_records_contract import knn_record as contract_knn_record
 from transfer import run as transfer_run
 from transfer.run_records import run_precision
 
@@ -58,17 +59,10 @@ def encoder_dir(tmp_path: Path) -> Path:
 
 def knn_record(**hardware_block: object) -> dict:
     """A knn record as an older writer left it (``hardware`` without the new keys)."""
-    return {
-        "run_id": "20261101-000000-m-s0-abcdef",
-        "task": "knn",
-        "model": {"id": "m", "revision": None, "kind": "run_dir"},
-        "pretrain": {"method": "simsiam", "epochs": 3.0},
-        "protocol": {"ks": [20]},
-        "metrics": {"top1_k20": 80.0},
-        "seed": 0,
-        "hardware": {"platform": "Linux", "cpu_count": 2, "torch_threads": 2, **hardware_block},
-        "finished_at": "2026-11-01T00:00:00Z",
-    }
+    return contract_knn_record(
+        hardware={"platform": "Linux", "cpu_count": 2, "torch_threads": 2, **hardware_block},
+        finished_at="2026-11-01T00:00:00Z",
+    )
 
 
 def detail_page(out: Path, board: str) -> str:
