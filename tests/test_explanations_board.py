@@ -367,3 +367,22 @@ def test_a_borderline_seed_counts_only_when_every_outcome_it_lies_between_is_pre
     assert X.judge_seeds(other, outcomes, between=inside).word == X.INCONCLUSIVE
     assert X.judge_seeds(other, [V.HEALTHY] * 3).word == X.INCONSISTENT
     assert X.judge_seeds(pred, outcomes).word == X.INCONCLUSIVE  # no alternatives known
+
+
+def test_the_caveat_names_each_baseline_that_learned_little(tmp_path: Path) -> None:
+    """A baseline under 5 points of kNN on h over its init is named, even when the other
+    baseline learned more; none is named when both learned more."""
+
+    def gained(recs: list[Record], knn_h: float) -> list[Record]:
+        for r in recs:
+            r.data["knn_h"] = knn_h
+        return recs
+
+    dino = seeds("dino", HEALTHY, HEALTHY, HEALTHY, method="dino")
+    page = render(tmp_path, gained(seeds("simsiam", HEALTHY, HEALTHY, HEALTHY), 76.0) + dino)
+    line = next(x for x in page.splitlines() if x.startswith("**What these runs can decide."))
+    assert "`simsiam` has learned little beyond the random init" in line
+    assert "`dino` has" not in line and "The baselines have" not in line
+    page = render(tmp_path, BASE + dino)  # both +5.0: neither named
+    line = next(x for x in page.splitlines() if x.startswith("**What these runs can decide."))
+    assert "learned little" not in line
